@@ -1,0 +1,82 @@
+/**
+ * The control API listener (default port 8081): every REST dialect, `/healthz`, `/metrics` and
+ * the OpenAPI document. Each dialect registers its routes in its own Fastify scope, with its own
+ * authentication and error shape.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Catalog } from '../core/catalog.ts';
+import type { Credentials } from './credentials.ts';
+import { registerOmeApi } from './ome/ome-api.ts';
+import { renderMetrics, type Metrics } from './metrics.ts';
+import { omeOpenApi } from './ome/openapi.ts';
+
+export interface ApiServerOptions {
+  host: string;
+  port: number;
+  tls: { cert: string; key: string } | undefined;
+  bodyLimit: number;
+  catalog: Catalog;
+  credentials: Credentials;
+  metrics: Metrics;
+  /** Whether `/metrics` asks for API credentials. Default false (Prometheus scrapes it openly). */
+  metricsRequireAuth: boolean;
+  logger: Logger;
+}
+
+export class ApiServer {
+  readonly app: FastifyInstance;
+  readonly #options: ApiServerOptions;
+
+  constructor(options: ApiServerOptions) {
+    this.#options = options;
+    const tls = options.tls ? { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) } : undefined;
+    this.app = Fastify({
+      ...(tls ? { https: tls } : {}),
+      bodyLimit: options.bodyLimit,
+      connectionTimeout: 30_000,
+      requestTimeout: 30_000,
+      keepAliveTimeout: 5_000,
+      routerOptions: { maxParamLength: 256 },
+      // Request-level logs are at info: keep the listener's own logger at warn.
+      loggerInstance: options.logger.child({ listener: 'api' }, { level: 'warn' }),
+    }) as unknown as FastifyInstance;
+    this.#setup();
+  }
+
+  #setup(): void {
+    const app = this.app;
+    const { catalog, credentials, metrics } = this.#options;
+    app.get('/healthz', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
+    app.get('/metrics', async (request, reply) => {
+      if (this.#options.metricsRequireAuth && !credentials.basic(request.headers.authorization)) {
+        return reply.code(401).header('WWW-Authenticate', 'Basic realm="Kiln"').type('text/plain').send('Unauthorized\n');
+      }
+      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics));
+    });
+    app.get('/openapi.json', async (_req, reply) => reply.send(omeOpenApi()));
+    app.register(async (scope) => registerOmeApi(scope, { catalog, credentials }), { prefix: '/v1' });
+    app.setNotFoundHandler(async (request, reply) =>
+      reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
+    app.setErrorHandler(async (err, request, reply) => {
+      const e = err as { statusCode?: number; message?: string };
+      const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+      if (status === 500) request.log.error({ err }, 'api request failed');
+      return reply.code(status).send({ statusCode: status, message: status === 500 ? 'Internal Server Error' : e.message });
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.app.listen({ host: this.#options.host, port: this.#options.port });
+  }
+
+  get port(): number {
+    const address = this.app.server.address();
+    return typeof address === 'object' && address ? address.port : this.#options.port;
+  }
+
+  async stop(): Promise<void> {
+    await this.app.close();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Prometheus text exposition of the node's state: streams, sessions by kind, bytes and packets in
+ * and out (live sessions plus those already closed), forwarding errors.
+ */
+import type { Catalog } from '../core/catalog.ts';
+import type { Session, SessionKind } from '../core/session.ts';
+
+/** Totals that outlive sessions; the media plane adds to them. */
+export class Metrics {
+  closedBytesIn = 0;
+  closedBytesOut = 0;
+  closedPacketsIn = 0;
+  closedPacketsOut = 0;
+  sessionsOpened = 0;
+  forwardingErrors = 0;
+
+  /** Follows every session of `catalog` so that its counters are kept when it closes. */
+  watch(catalog: Catalog): void {
+    catalog.on('session', (session: Session) => {
+      this.sessionsOpened++;
+      session.once('close', () => {
+        const c = session.counters;
+        this.closedBytesIn += c.bytesIn;
+        this.closedBytesOut += c.bytesOut;
+        this.closedPacketsIn += c.packetsIn;
+        this.closedPacketsOut += c.packetsOut;
+      });
+    });
+  }
+}
+
+const KINDS: SessionKind[] = ['publisher', 'player', 'pull', 'participant'];
+
+export function renderMetrics(catalog: Catalog, metrics: Metrics): string {
+  let streams = 0;
+  for (const vhost of catalog.vhosts.values()) for (const app of vhost.apps.values()) streams += app.streams.size;
+  const byKind = new Map<SessionKind, number>(KINDS.map((k) => [k, 0]));
+  let bytesIn = metrics.closedBytesIn;
+  let bytesOut = metrics.closedBytesOut;
+  let packetsIn = metrics.closedPacketsIn;
+  let packetsOut = metrics.closedPacketsOut;
+  for (const s of catalog.sessions.values()) {
+    byKind.set(s.kind, (byKind.get(s.kind) ?? 0) + 1);
+    bytesIn += s.counters.bytesIn;
+    bytesOut += s.counters.bytesOut;
+    packetsIn += s.counters.packetsIn;
+    packetsOut += s.counters.packetsOut;
+  }
+  const lines = [
+    '# HELP kiln_streams Live streams on this node.',
+    '# TYPE kiln_streams gauge',
+    `kiln_streams ${streams}`,
+    '# HELP kiln_sessions Open client sessions on this node, by kind.',
+    '# TYPE kiln_sessions gauge',
+    ...KINDS.map((k) => `kiln_sessions{kind="${k}"} ${byKind.get(k)}`),
+    '# HELP kiln_sessions_opened_total Sessions opened since start.',
+    '# TYPE kiln_sessions_opened_total counter',
+    `kiln_sessions_opened_total ${metrics.sessionsOpened}`,
+    '# HELP kiln_media_bytes_total RTP bytes received from sources (in) and sent to clients (out).',
+    '# TYPE kiln_media_bytes_total counter',
+    `kiln_media_bytes_total{direction="in"} ${bytesIn}`,
+    `kiln_media_bytes_total{direction="out"} ${bytesOut}`,
+    '# HELP kiln_media_packets_total RTP packets received from sources (in) and sent to clients (out).',
+    '# TYPE kiln_media_packets_total counter',
+    `kiln_media_packets_total{direction="in"} ${packetsIn}`,
+    `kiln_media_packets_total{direction="out"} ${packetsOut}`,
+    '# HELP kiln_forwarding_errors_total Packets that could not be forwarded to a client.',
+    '# TYPE kiln_forwarding_errors_total counter',
+    `kiln_forwarding_errors_total ${metrics.forwardingErrors}`,
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,100 @@
+/**
+ * The OvenMediaEngine REST v1 dialect (seeds 000 and 001): vhosts → apps → streams, and the
+ * playback sessions of a stream. Responses use OME's envelope `{statusCode, message, response}`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Catalog } from '../../core/catalog.ts';
+import { errors, isKilnError, KilnError } from '../../core/errors.ts';
+import type { Credentials } from '../credentials.ts';
+import { appInfo, streamInfo, vhostInfo } from './ome-shapes.ts';
+
+export interface OmeApiOptions {
+  catalog: Catalog;
+  credentials: Credentials;
+}
+
+const REALM = 'Basic realm="OvenMediaEngine"';
+
+/** OME's error body for a KilnError (texts from the seeds). */
+export function omeError(err: KilnError): { status: number; body: Record<string, unknown> } {
+  const s = err.subject;
+  switch (err.code) {
+    case 'UNAUTHORIZED':
+      return { status: 401, body: { message: `[HTTP] ${err.message} (401)`, statusCode: 401 } };
+    case 'VHOST_NOT_FOUND':
+      return { status: 404, body: { statusCode: 404, message: `Could not find the virtual host: [${s.vhost}] (404)` } };
+    case 'APP_NOT_FOUND':
+      return { status: 404, body: { statusCode: 404, message: `Could not find the application: [${s.vhost}/${s.app}] (404)` } };
+    case 'STREAM_NOT_FOUND':
+      return {
+        status: 404,
+        body: { message: `[HTTP] Could not find the stream: [${s.vhost}/#${s.vhost}#${s.app}/${s.stream}] (404)`, statusCode: 404 },
+      };
+    case 'SESSION_NOT_FOUND':
+      return { status: 404, body: { message: 'Not Found', response: 'Could not find the session', statusCode: 404 } };
+    default:
+      return { status: err.status, body: { statusCode: err.status, message: `[HTTP] ${err.message} (${err.status})` } };
+  }
+}
+
+function sendOmeError(reply: FastifyReply, err: KilnError): FastifyReply {
+  const { status, body } = omeError(err);
+  if (status === 401) reply.header('WWW-Authenticate', REALM);
+  return reply.code(status).send(body);
+}
+
+const ok = (response?: unknown) =>
+  response === undefined ? { statusCode: 200, message: 'OK' } : { statusCode: 200, message: 'OK', response };
+
+type P = { vhost: string; app: string; stream: string; session: string };
+
+export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOptions): Promise<void> {
+  const { catalog, credentials } = options;
+
+  scope.addHook('onRequest', async (request: FastifyRequest) => {
+    const header = request.headers.authorization;
+    if (!header) throw errors.unauthorized('Authorization header is required to call API');
+    if (!credentials.basic(header)) throw errors.unauthorized('Authorization failed');
+  });
+
+  scope.setErrorHandler(async (err, request, reply) => {
+    if (isKilnError(err)) return sendOmeError(reply, err);
+    const e = err as { statusCode?: number; message?: string; code?: string };
+    const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+    if (status === 500) request.log.error({ err }, 'OME API request failed');
+    const message = status === 500 ? 'Internal Server Error' : e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+      ? 'Invalid request body: not a JSON object'
+      : e.message ?? 'Bad Request';
+    return reply.code(status).send({ statusCode: status, message: `[HTTP] ${message} (${status})` });
+  });
+  scope.setNotFoundHandler(async (request, reply) =>
+    reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
+
+  scope.get('/vhosts', async () => ok([...catalog.vhosts.keys()]));
+  scope.get<{ Params: P }>('/vhosts/:vhost', async (request) => ok(vhostInfo(catalog.vhost(request.params.vhost))));
+  scope.get<{ Params: P }>('/vhosts/:vhost/apps', async (request) => ok([...catalog.vhost(request.params.vhost).apps.keys()]));
+  scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app', async (request) =>
+    ok(appInfo(catalog.app(request.params.vhost, request.params.app))));
+  scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams', async (request) =>
+    ok([...catalog.app(request.params.vhost, request.params.app).streams.keys()]));
+  scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream', async (request) => {
+    const { vhost, app, stream } = request.params;
+    return ok(streamInfo(catalog.stream(vhost, app, stream)));
+  });
+  scope.delete<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream', async (request) => {
+    const { vhost, app, stream } = request.params;
+    catalog.stream(vhost, app, stream).close('kicked');
+    return ok();
+  });
+  scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream/sessions', async (request) => {
+    const { vhost, app, stream } = request.params;
+    return ok([...catalog.stream(vhost, app, stream).players.keys()]);
+  });
+  scope.delete<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream/sessions/:session', async (request) => {
+    const { vhost, app, stream, session } = request.params;
+    const player = catalog.stream(vhost, app, stream).players.get(session);
+    if (!player) throw errors.sessionNotFound(session);
+    player.close('kicked');
+    return ok();
+  });
+}

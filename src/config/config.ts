@@ -1,0 +1,280 @@
+/**
+ * Kiln's settings: embedded defaults, overridden by a config file (JSON with comments), overridden
+ * by environment variables (SPEC.md §2). `kiln.example.jsonc` documents every setting.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+
+/** One application of a virtual host: streams live under `{vhost}/{app}`. */
+export interface AppConfig {
+  name: string;
+  /** When true, WHEP and OME playback need `Authorization: Bearer <password>` too. Default false. */
+  playbackRequiresToken: boolean;
+}
+
+export interface VhostConfig {
+  name: string;
+  apps: AppConfig[];
+}
+
+export interface KilnConfig {
+  api: { host: string; port: number };
+  signaling: { host: string; port: number };
+  ovt: { host: string; port: number };
+  ice: {
+    /** UDP port range for WebRTC ICE, inclusive; undefined means ephemeral ports. */
+    portRange: [number, number] | undefined;
+    /** Addresses to offer as host candidates besides the interfaces' own (e.g. a public IP). */
+    announcedAddresses: string[];
+    /** Bind ICE to loopback too (127.0.0.1 candidates). Default true. */
+    includeLoopback: boolean;
+  };
+  /** `user:password` pairs; empty means "generate one at first start and keep it in the data dir". */
+  accessTokens: string[];
+  dataDir: string;
+  databaseUrl: string | undefined;
+  publicUrl: string;
+  nodeId: string;
+  tls: { cert: string; key: string } | undefined;
+  /** Origins allowed by CORS on the signaling port; `*` allows any. */
+  corsOrigins: string[];
+  vhosts: VhostConfig[];
+  limits: {
+    /** Largest accepted HTTP request body, bytes. Default 256 KiB. */
+    bodyBytes: number;
+    /** Largest accepted WebSocket message, bytes. Default 256 KiB. */
+    wsMessageBytes: number;
+    /** A publisher whose media stops for this long is considered gone, ms. Default 15000. */
+    publisherTimeoutMs: number;
+  };
+  logLevel: string;
+  /** Whether `/metrics` asks for API credentials. Default false. */
+  metricsRequireAuth: boolean;
+}
+
+/** Error for a setting that cannot be used; main prints its message as one line and exits 2. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function defaultConfig(): KilnConfig {
+  return {
+    api: { host: '0.0.0.0', port: 8081 },
+    signaling: { host: '0.0.0.0', port: 3333 },
+    ovt: { host: '0.0.0.0', port: 9000 },
+    ice: { portRange: undefined, announcedAddresses: [], includeLoopback: true },
+    accessTokens: [],
+    dataDir: './data',
+    databaseUrl: undefined,
+    publicUrl: 'http://localhost:3333',
+    nodeId: hostname(),
+    tls: undefined,
+    corsOrigins: ['*'],
+    vhosts: [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }],
+    limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 15_000 },
+    logLevel: 'info',
+    metricsRequireAuth: false,
+  };
+}
+
+/** Strips `//` and `/* *\/` comments and trailing commas outside strings, so JSONC parses as JSON. */
+export function stripJsonComments(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 2;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out.replace(/,(\s*[}\]])/g, '$1');
+}
+
+function port(value: unknown, what: string): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(`${what} must be a port number 0-65535, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function portRange(value: string, what: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(value.trim());
+  if (!m) throw new ConfigError(`${what} must look like 10000-10100, got ${JSON.stringify(value)}`);
+  const lo = port(m[1], what);
+  const hi = port(m[2], what);
+  if (lo < 1 || hi < lo) throw new ConfigError(`${what} must be an ascending range of non-zero ports, got ${value}`);
+  return [lo, hi];
+}
+
+function tokens(value: string, what: string): string[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const t of list) {
+    const colon = t.indexOf(':');
+    if (colon <= 0 || colon === t.length - 1) {
+      throw new ConfigError(`${what} must be comma-separated user:password pairs`);
+    }
+  }
+  return list;
+}
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Applies a parsed config file on top of `config`, checking every value it sets. */
+function applyFile(config: KilnConfig, file: Record<string, unknown>, path: string): void {
+  const where = (k: string) => `${path}: ${k}`;
+  const known = new Set(['api', 'signaling', 'ovt', 'ice', 'accessTokens', 'dataDir', 'databaseUrl', 'publicUrl',
+    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth']);
+  for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(where(`unknown setting "${k}"`));
+  for (const key of ['api', 'signaling', 'ovt'] as const) {
+    const v = file[key];
+    if (v === undefined) continue;
+    if (!isObject(v)) throw new ConfigError(where(`${key} must be an object`));
+    if (v.host !== undefined) {
+      if (typeof v.host !== 'string') throw new ConfigError(where(`${key}.host must be a string`));
+      config[key].host = v.host;
+    }
+    if (v.port !== undefined) config[key].port = port(v.port, where(`${key}.port`));
+  }
+  if (file.ice !== undefined) {
+    const ice = file.ice;
+    if (!isObject(ice)) throw new ConfigError(where('ice must be an object'));
+    if (ice.portRange !== undefined && ice.portRange !== null) {
+      config.ice.portRange = portRange(String(ice.portRange), where('ice.portRange'));
+    }
+    if (ice.announcedAddresses !== undefined) {
+      if (!Array.isArray(ice.announcedAddresses) || !ice.announcedAddresses.every((a) => typeof a === 'string')) {
+        throw new ConfigError(where('ice.announcedAddresses must be an array of strings'));
+      }
+      config.ice.announcedAddresses = ice.announcedAddresses as string[];
+    }
+    if (ice.includeLoopback !== undefined) {
+      if (typeof ice.includeLoopback !== 'boolean') throw new ConfigError(where('ice.includeLoopback must be true or false'));
+      config.ice.includeLoopback = ice.includeLoopback;
+    }
+  }
+  if (file.accessTokens !== undefined) {
+    if (!Array.isArray(file.accessTokens)) throw new ConfigError(where('accessTokens must be an array'));
+    config.accessTokens = tokens(file.accessTokens.join(','), where('accessTokens'));
+  }
+  for (const key of ['dataDir', 'publicUrl', 'nodeId', 'logLevel', 'databaseUrl'] as const) {
+    const v = file[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'string' || v === '') throw new ConfigError(where(`${key} must be a non-empty string`));
+    config[key] = v;
+  }
+  if (file.metricsRequireAuth !== undefined) {
+    if (typeof file.metricsRequireAuth !== 'boolean') throw new ConfigError(where('metricsRequireAuth must be true or false'));
+    config.metricsRequireAuth = file.metricsRequireAuth;
+  }
+  if (file.tls !== undefined && file.tls !== null) {
+    const t = file.tls;
+    if (!isObject(t) || typeof t.cert !== 'string' || typeof t.key !== 'string') {
+      throw new ConfigError(where('tls must be {"cert": path, "key": path}'));
+    }
+    config.tls = { cert: t.cert, key: t.key };
+  }
+  if (file.corsOrigins !== undefined) {
+    if (!Array.isArray(file.corsOrigins) || !file.corsOrigins.every((o) => typeof o === 'string')) {
+      throw new ConfigError(where('corsOrigins must be an array of strings'));
+    }
+    config.corsOrigins = file.corsOrigins as string[];
+  }
+  if (file.vhosts !== undefined) {
+    if (!Array.isArray(file.vhosts) || file.vhosts.length === 0) throw new ConfigError(where('vhosts must be a non-empty array'));
+    config.vhosts = file.vhosts.map((vh, i) => {
+      if (!isObject(vh) || typeof vh.name !== 'string' || !NAME.test(vh.name)) {
+        throw new ConfigError(where(`vhosts[${i}].name must be 1-64 of A-Z a-z 0-9 _ . -`));
+      }
+      if (!Array.isArray(vh.apps)) throw new ConfigError(where(`vhosts[${i}].apps must be an array`));
+      const apps = vh.apps.map((app, j) => {
+        if (!isObject(app) || typeof app.name !== 'string' || !NAME.test(app.name)) {
+          throw new ConfigError(where(`vhosts[${i}].apps[${j}].name must be 1-64 of A-Z a-z 0-9 _ . -`));
+        }
+        if (app.playbackRequiresToken !== undefined && typeof app.playbackRequiresToken !== 'boolean') {
+          throw new ConfigError(where(`vhosts[${i}].apps[${j}].playbackRequiresToken must be true or false`));
+        }
+        return { name: app.name, playbackRequiresToken: app.playbackRequiresToken === true };
+      });
+      return { name: vh.name, apps };
+    });
+  }
+  if (file.limits !== undefined) {
+    const l = file.limits;
+    if (!isObject(l)) throw new ConfigError(where('limits must be an object'));
+    for (const key of ['bodyBytes', 'wsMessageBytes', 'publisherTimeoutMs'] as const) {
+      const v = l[key];
+      if (v === undefined) continue;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(where(`limits.${key} must be a positive integer`));
+      config.limits[key] = v;
+    }
+  }
+}
+
+/**
+ * Loads the configuration: defaults, then the file named by `KILN_CONFIG` (or `./kiln.config.jsonc`
+ * when it exists), then the environment. Throws ConfigError with a one-line reason.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
+  const config = defaultConfig();
+  const path = env.KILN_CONFIG ?? (existsSync('kiln.config.jsonc') ? 'kiln.config.jsonc' : undefined);
+  if (path) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(stripJsonComments(readFileSync(path, 'utf8')));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+    }
+    if (!isObject(parsed)) throw new ConfigError(`${path}: the config file must hold a JSON object`);
+    applyFile(config, parsed, path);
+  }
+  if (env.KILN_API_PORT) config.api.port = port(env.KILN_API_PORT, 'KILN_API_PORT');
+  if (env.KILN_API_HOST) config.api.host = env.KILN_API_HOST;
+  if (env.KILN_SIGNALING_PORT) config.signaling.port = port(env.KILN_SIGNALING_PORT, 'KILN_SIGNALING_PORT');
+  if (env.KILN_SIGNALING_HOST) config.signaling.host = env.KILN_SIGNALING_HOST;
+  if (env.KILN_OVT_PORT) config.ovt.port = port(env.KILN_OVT_PORT, 'KILN_OVT_PORT');
+  if (env.KILN_ICE_PORTS) config.ice.portRange = portRange(env.KILN_ICE_PORTS, 'KILN_ICE_PORTS');
+  if (env.KILN_ICE_ADDRESSES) config.ice.announcedAddresses = env.KILN_ICE_ADDRESSES.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.KILN_ACCESS_TOKEN) config.accessTokens = tokens(env.KILN_ACCESS_TOKEN, 'KILN_ACCESS_TOKEN');
+  if (env.KILN_DATA_DIR) config.dataDir = env.KILN_DATA_DIR;
+  if (env.KILN_DATABASE_URL) config.databaseUrl = env.KILN_DATABASE_URL;
+  if (env.KILN_PUBLIC_URL) config.publicUrl = env.KILN_PUBLIC_URL;
+  if (env.KILN_NODE_ID) config.nodeId = env.KILN_NODE_ID;
+  if (env.KILN_CORS_ORIGINS) config.corsOrigins = env.KILN_CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.KILN_METRICS_AUTH) config.metricsRequireAuth = env.KILN_METRICS_AUTH === 'true' || env.KILN_METRICS_AUTH === '1';
+  if (env.KILN_LOG_LEVEL) config.logLevel = env.KILN_LOG_LEVEL;
+  if (env.KILN_TLS_CERT || env.KILN_TLS_KEY) {
+    if (!env.KILN_TLS_CERT || !env.KILN_TLS_KEY) throw new ConfigError('KILN_TLS_CERT and KILN_TLS_KEY must be set together');
+    config.tls = { cert: env.KILN_TLS_CERT, key: env.KILN_TLS_KEY };
+  }
+  let url: URL;
+  try {
+    url = new URL(config.publicUrl);
+  } catch {
+    throw new ConfigError(`KILN_PUBLIC_URL must be an absolute http(s) URL, got ${JSON.stringify(config.publicUrl)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`KILN_PUBLIC_URL must be http or https, got ${url.protocol}`);
+  }
+  if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
+    throw new ConfigError('KILN_DATABASE_URL must be a postgres:// URL');
+  }
+  config.dataDir = resolve(config.dataDir);
+  return config;
+}

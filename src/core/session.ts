@@ -1,0 +1,114 @@
+/**
+ * A Session is one client connection to the media plane (SPEC.md §1): a publisher, a player, a
+ * pull (ingress connection) or a room participant. The protocol that owns the connection gives it
+ * a teardown; `close(reason)` runs it once and emits `close`.
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+
+export type SessionKind = 'publisher' | 'player' | 'pull' | 'participant';
+export type SessionProtocol = 'whip' | 'whep' | 'ome-webrtc' | 'rtsp' | 'ovt' | 'openvidu';
+export type SessionState = 'connecting' | 'active' | 'closed';
+
+/** Why a session ended; carried by `close` events and reported by the APIs. */
+export type CloseReason =
+  | 'client-left'
+  | 'kicked'
+  | 'stream-ended'
+  | 'timed-out'
+  | 'connection-failed'
+  | 'server-stopping'
+  | 'error';
+
+/** Counters a media engine updates in place (no allocation on the packet path). */
+export interface SessionCounters {
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+  /** Date.now() of the last packet in either direction. */
+  lastActivity: number;
+}
+
+export interface SessionOptions {
+  /** Default: a random UUID. */
+  id?: string;
+  kind: SessionKind;
+  protocol: SessionProtocol;
+  remoteAddress: string;
+  remotePort: number;
+  userAgent?: string;
+  /** The credential user, participant name or `anonymous`. Default `anonymous`. */
+  user?: string;
+  vhost: string;
+  app: string;
+  stream: string;
+}
+
+export interface SessionEvents {
+  close: [reason: CloseReason];
+  active: [];
+}
+
+export class Session extends EventEmitter<SessionEvents> {
+  readonly id: string;
+  readonly kind: SessionKind;
+  readonly protocol: SessionProtocol;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly userAgent: string;
+  readonly user: string;
+  readonly vhost: string;
+  readonly app: string;
+  readonly stream: string;
+  readonly connectedAt = new Date();
+  readonly counters: SessionCounters = { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, lastActivity: Date.now() };
+  state: SessionState = 'connecting';
+  closeReason: CloseReason | undefined;
+  #teardown: ((reason: CloseReason) => void) | undefined;
+
+  constructor(options: SessionOptions) {
+    super();
+    this.id = options.id ?? randomUUID();
+    this.kind = options.kind;
+    this.protocol = options.protocol;
+    this.remoteAddress = options.remoteAddress;
+    this.remotePort = options.remotePort;
+    this.userAgent = options.userAgent ?? '';
+    this.user = options.user ?? 'anonymous';
+    this.vhost = options.vhost;
+    this.app = options.app;
+    this.stream = options.stream;
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Sets what `close` does to the underlying connection (the protocol's job). */
+  setTeardown(teardown: (reason: CloseReason) => void): void {
+    this.#teardown = teardown;
+  }
+
+  /** Marks the session as carrying media. */
+  activate(): void {
+    if (this.state !== 'connecting') return;
+    this.state = 'active';
+    this.emit('active');
+  }
+
+  /** Ends the session now; idempotent. The teardown runs once, then `close` is emitted. */
+  close(reason: CloseReason): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.closeReason = reason;
+    const teardown = this.#teardown;
+    this.#teardown = undefined;
+    try {
+      teardown?.(reason);
+    } finally {
+      this.emit('close', reason);
+      this.removeAllListeners();
+    }
+  }
+}

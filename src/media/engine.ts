@@ -1,0 +1,191 @@
+/**
+ * The WebRTC side of the media plane: turns a client's request to publish or play into a session,
+ * a peer connection and a place in the catalogue. Protocol front ends (WHIP/WHEP, OME signaling)
+ * call it; it knows nothing of HTTP or WebSocket.
+ */
+import type { Catalog } from '../core/catalog.ts';
+import { errors } from '../core/errors.ts';
+import { Session, type SessionProtocol } from '../core/session.ts';
+import type { Stream } from '../core/stream.ts';
+import type { Forwarder } from './forwarder.ts';
+import type { IceSettings } from './peer.ts';
+import { WebRtcPlayer } from './player.ts';
+import { WebRtcPublisher } from './publisher.ts';
+
+/** Who is asking, for the session record. */
+export interface ClientInfo {
+  remoteAddress: string;
+  remotePort: number;
+  userAgent?: string;
+  user?: string;
+  protocol: SessionProtocol;
+}
+
+export interface MediaEngineOptions {
+  catalog: Catalog;
+  ice: IceSettings;
+  /** A publisher with no media for this long is gone, ms. */
+  publisherTimeoutMs: number;
+}
+
+const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
+
+/** Throws BAD_REQUEST unless `name` is a usable app, stream or session name. */
+export function checkName(what: string, name: string): void {
+  if (!NAME.test(name) || name === '.' || name === '..') {
+    throw errors.badRequest(`Invalid ${what} name: it must be 1-128 of A-Z a-z 0-9 _ - . and not start with "."`);
+  }
+}
+
+export class MediaEngine {
+  readonly catalog: Catalog;
+  readonly #ice: IceSettings;
+  readonly #timeoutMs: number;
+  readonly #forwarders = new WeakMap<Stream, Forwarder>();
+  /** Peer connections by session id, for trickled candidates. */
+  readonly #peers = new Map<string, WebRtcPublisher | WebRtcPlayer>();
+
+  constructor(options: MediaEngineOptions) {
+    this.catalog = options.catalog;
+    this.#ice = options.ice;
+    this.#timeoutMs = options.publisherTimeoutMs;
+  }
+
+  #newPublisher(app: string, stream: string, client: ClientInfo): { publisher: WebRtcPublisher; vhost: string } {
+    checkName('app', app);
+    checkName('stream', stream);
+    const application = this.catalog.appByName(app);
+    if (!application) throw errors.appNotFound('default', app);
+    if (application.streams.has(stream)) throw errors.streamExists(application.vhost, app, stream);
+    const session = new Session({ kind: 'publisher', vhost: application.vhost, app, stream, ...client });
+    const publisher = new WebRtcPublisher({ ice: this.#ice, session, timeoutMs: this.#timeoutMs });
+    session.setTeardown(() => publisher.close());
+    this.#track(session, publisher);
+    return { publisher, vhost: application.vhost };
+  }
+
+  #register(publisher: WebRtcPublisher): Stream {
+    const session = publisher.session;
+    const application = this.catalog.app(session.vhost, session.app);
+    const stream = this.catalog.createStream(application, session.stream, 'WebRTC', session);
+    stream.tracks = publisher.forwarder.tracks.map((t) => t.info);
+    this.#forwarders.set(stream, publisher.forwarder);
+    return stream;
+  }
+
+  /** WHIP: answers a publisher's offer and creates the stream. */
+  async publish(app: string, stream: string, offer: string, client: ClientInfo): Promise<{ session: Session; answer: string }> {
+    const { publisher } = this.#newPublisher(app, stream, client);
+    try {
+      const answer = await publisher.answer(offer);
+      this.#register(publisher);
+      return { session: publisher.session, answer };
+    } catch (err) {
+      publisher.session.close('error');
+      throw err;
+    }
+  }
+
+  /**
+   * OME signaling publish: the server offers first. Returns the offer and a function that takes
+   * the client's answer and creates the stream.
+   */
+  async offerPublish(app: string, stream: string, client: ClientInfo): Promise<{
+    session: Session;
+    offer: string;
+    accept: (answer: string) => Promise<Stream>;
+    addCandidate: (c: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }) => Promise<void>;
+  }> {
+    const { publisher } = this.#newPublisher(app, stream, client);
+    try {
+      const offer = await publisher.offer();
+      return {
+        session: publisher.session,
+        offer,
+        accept: async (answer) => {
+          await publisher.accept(answer);
+          return this.#register(publisher);
+        },
+        addCandidate: (c) => publisher.addCandidate(c),
+      };
+    } catch (err) {
+      publisher.session.close('error');
+      throw err;
+    }
+  }
+
+  #newPlayer(app: string, streamName: string, sessionName: string | undefined, client: ClientInfo): { player: WebRtcPlayer; stream: Stream } {
+    checkName('app', app);
+    checkName('stream', streamName);
+    if (sessionName !== undefined) checkName('session', sessionName);
+    const application = this.catalog.appByName(app);
+    if (!application) throw errors.appNotFound('default', app);
+    const stream = application.stream(streamName);
+    const forwarder = this.#forwarders.get(stream);
+    if (!forwarder || stream.closed) throw errors.streamNotFound(application.vhost, app, streamName);
+    if (sessionName !== undefined && (stream.players.has(sessionName) || this.catalog.sessions.has(sessionName))) {
+      throw errors.sessionExists(sessionName);
+    }
+    const session = new Session({ id: sessionName, kind: 'player', vhost: application.vhost, app, stream: streamName, ...client });
+    const player = new WebRtcPlayer({ ice: this.#ice, session, forwarder });
+    session.setTeardown(() => player.close());
+    this.#track(session, player);
+    return { player, stream };
+  }
+
+  #attachPlayer(stream: Stream, player: WebRtcPlayer): void {
+    if (stream.closed) {
+      player.session.close('stream-ended');
+      throw errors.streamNotFound(stream.vhost, stream.app, stream.name);
+    }
+    this.catalog.addSession(player.session);
+    stream.addPlayer(player.session);
+  }
+
+  /** WHEP: answers a viewer's offer. `sessionName` names the session (`?session=`), else a UUID. */
+  async play(app: string, streamName: string, offer: string, sessionName: string | undefined, client: ClientInfo): Promise<{ session: Session; answer: string }> {
+    const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
+    try {
+      const answer = await player.answer(offer);
+      this.#attachPlayer(stream, player);
+      return { session: player.session, answer };
+    } catch (err) {
+      player.session.close('error');
+      throw err;
+    }
+  }
+
+  /** OME signaling playback: the server offers; `accept` applies the viewer's answer. */
+  async offerPlay(app: string, streamName: string, sessionName: string | undefined, client: ClientInfo): Promise<{
+    session: Session;
+    offer: string;
+    accept: (answer: string) => Promise<void>;
+    addCandidate: (c: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }) => Promise<void>;
+  }> {
+    const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
+    try {
+      const offer = await player.offer();
+      this.#attachPlayer(stream, player);
+      return {
+        session: player.session,
+        offer,
+        accept: (answer) => player.accept(answer),
+        addCandidate: (c) => player.addCandidate(c),
+      };
+    } catch (err) {
+      player.session.close('error');
+      throw err;
+    }
+  }
+
+  #track(session: Session, peer: WebRtcPublisher | WebRtcPlayer): void {
+    this.#peers.set(session.id, peer);
+    session.once('close', () => this.#peers.delete(session.id));
+  }
+
+  /** Adds a trickled candidate to the peer connection of `session` (WHIP/WHEP PATCH). */
+  async addCandidate(session: Session, candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    const peer = this.#peers.get(session.id);
+    if (peer) await peer.addCandidate(candidate);
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The packet engine of one stream: RTP from the source goes to every output of its track without
+ * transcoding. Key-frame requests from players are merged and rate-limited before they reach the
+ * source. Per-track statistics (bitrate, frame rate, picture size) are kept with counters only.
+ */
+import type { RtpPacket } from 'werift';
+import type { RTCRtpCodecParameters } from 'werift';
+import { isKeyFrame, keyFrameSize, type VideoCodecName } from './bitstream.ts';
+import { codecName, videoCodecName } from './codecs.ts';
+import type { TrackInfo } from '../core/stream.ts';
+import type { SessionCounters } from '../core/session.ts';
+
+/** Where forwarded packets go: one player's sender for one track. Must not throw. */
+export interface TrackOutput {
+  /** Sends the packet; the output rewrites SSRC/PT/sequence as its peer negotiated. */
+  send(rtp: RtpPacket): void;
+}
+
+/** One source track and the outputs it feeds. */
+export class ForwardTrack {
+  readonly info: TrackInfo;
+  readonly codec: RTCRtpCodecParameters;
+  readonly video: VideoCodecName | undefined;
+  outputs: TrackOutput[] = [];
+  /** Set once a key frame has been seen, so late joiners know one will come on request. */
+  keyFrames = 0;
+  #bytes = 0;
+  #frames = 0;
+  #lastTimestamp = -1;
+  #windowStart = Date.now();
+
+  constructor(index: number, kind: 'video' | 'audio', codec: RTCRtpCodecParameters) {
+    this.codec = codec;
+    this.video = kind === 'video' ? videoCodecName(codec.mimeType) : undefined;
+    this.info = {
+      id: index,
+      kind,
+      codec: codecName(codec.mimeType),
+      clockRate: codec.clockRate,
+      channels: kind === 'audio' ? codec.channels ?? 1 : 0,
+      width: 0,
+      height: 0,
+      frameRate: 0,
+      bitrate: 0,
+    };
+  }
+
+  /** Counts the packet and forwards it to every output. The hot path: no allocation here. */
+  push(rtp: RtpPacket): void {
+    const payload = rtp.payload;
+    this.#bytes += payload.length;
+    const ts = rtp.header.timestamp;
+    if (ts !== this.#lastTimestamp) {
+      this.#lastTimestamp = ts;
+      this.#frames++;
+    }
+    if (this.video !== undefined && isKeyFrame(this.video, payload)) {
+      this.keyFrames++;
+      const size = keyFrameSize(this.video, payload);
+      if (size) {
+        this.info.width = size.width;
+        this.info.height = size.height;
+      }
+    }
+    // Header extension ids are per peer: the publisher's must not reach the players.
+    rtp.header.extensions.length = 0;
+    rtp.header.extension = false;
+    const outputs = this.outputs;
+    for (let i = 0; i < outputs.length; i++) outputs[i].send(rtp);
+  }
+
+  /** Folds the counters of the last window into bitrate and frame rate; call about once a second. */
+  sample(now: number): void {
+    const seconds = (now - this.#windowStart) / 1000;
+    if (seconds <= 0) return;
+    this.info.bitrate = Math.round((this.#bytes * 8) / seconds);
+    if (this.info.kind === 'video') this.info.frameRate = Math.round((this.#frames / seconds) * 100) / 100;
+    this.#bytes = 0;
+    this.#frames = 0;
+    this.#windowStart = now;
+  }
+
+  addOutput(output: TrackOutput): void {
+    this.outputs = [...this.outputs, output];
+  }
+
+  removeOutput(output: TrackOutput): void {
+    this.outputs = this.outputs.filter((o) => o !== output);
+  }
+}
+
+export interface ForwarderOptions {
+  /** Asks the source for a key frame (PLI/FIR). */
+  requestKeyFrame: () => void;
+  /** Shortest gap between two key-frame requests sent to the source, ms. Default 500. */
+  keyFrameIntervalMs?: number;
+  /** Counters of the source session, updated per packet. */
+  counters: SessionCounters;
+}
+
+export class Forwarder {
+  readonly tracks: ForwardTrack[] = [];
+  readonly #requestKeyFrame: () => void;
+  readonly #interval: number;
+  readonly #counters: SessionCounters;
+  #lastRequest = 0;
+  #pending: NodeJS.Timeout | undefined;
+  closed = false;
+
+  constructor(options: ForwarderOptions) {
+    this.#requestKeyFrame = options.requestKeyFrame;
+    this.#interval = options.keyFrameIntervalMs ?? 500;
+    this.#counters = options.counters;
+  }
+
+  addTrack(kind: 'video' | 'audio', codec: RTCRtpCodecParameters): ForwardTrack {
+    const track = new ForwardTrack(this.tracks.length, kind, codec);
+    this.tracks.push(track);
+    return track;
+  }
+
+  /** Entry point of the source's packets for `track`. */
+  push(track: ForwardTrack, rtp: RtpPacket): void {
+    const c = this.#counters;
+    c.packetsIn++;
+    c.bytesIn += rtp.payload.length + 12;
+    c.lastActivity = Date.now();
+    track.push(rtp);
+  }
+
+  /**
+   * Asks the source for a key frame, merging requests: at most one per interval; a request
+   * inside the interval is sent when it ends.
+   */
+  requestKeyFrame(): void {
+    if (this.closed || this.#pending) return;
+    const wait = this.#lastRequest + this.#interval - Date.now();
+    if (wait <= 0) {
+      this.#lastRequest = Date.now();
+      this.#requestKeyFrame();
+      return;
+    }
+    this.#pending = setTimeout(() => {
+      this.#pending = undefined;
+      if (this.closed) return;
+      this.#lastRequest = Date.now();
+      this.#requestKeyFrame();
+    }, wait);
+  }
+
+  sample(now: number): void {
+    for (const track of this.tracks) track.sample(now);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.#pending);
+    this.#pending = undefined;
+    for (const track of this.tracks) track.outputs = [];
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * A WebRTC player: a werift peer connection that sends a stream's tracks to one viewer. Each of
+ * its senders is an output of the stream's Forwarder; the viewer's PLI/FIR become merged
+ * key-frame requests, its NACKs are answered from werift's send history.
+ */
+import type { RTCPeerConnection, RTCRtpSender, RtpPacket } from 'werift';
+import type { Forwarder, ForwardTrack, TrackOutput } from './forwarder.ts';
+import { createPeerConnection, gatheringComplete, type IceSettings } from './peer.ts';
+import { playerCodec } from './codecs.ts';
+import { errors } from '../core/errors.ts';
+import type { Session } from '../core/session.ts';
+import { validateSdp } from './sdp.ts';
+
+export interface PlayerOptions {
+  ice: IceSettings;
+  session: Session;
+  forwarder: Forwarder;
+}
+
+/** Sends one forwarded track through one werift sender, counting what it sends. */
+class SenderOutput implements TrackOutput {
+  readonly sender: RTCRtpSender;
+  readonly #session: Session;
+
+  constructor(sender: RTCRtpSender, session: Session) {
+    this.sender = sender;
+    this.#session = session;
+  }
+
+  send(rtp: RtpPacket): void {
+    const c = this.#session.counters;
+    c.packetsOut++;
+    c.bytesOut += rtp.payload.length + 12;
+    this.sender.sendRtp(rtp).catch(ignore);
+  }
+}
+
+function ignore(): void {}
+
+export class WebRtcPlayer {
+  readonly pc: RTCPeerConnection;
+  readonly session: Session;
+  readonly #forwarder: Forwarder;
+  readonly #outputs: { track: ForwardTrack; output: SenderOutput }[] = [];
+  #attached = false;
+  #closed = false;
+
+  constructor(options: PlayerOptions) {
+    this.session = options.session;
+    this.#forwarder = options.forwarder;
+    const tracks = this.#forwarder.tracks;
+    const video = tracks.filter((t) => t.info.kind === 'video').map((t) => playerCodec(t.codec));
+    const audio = tracks.filter((t) => t.info.kind === 'audio').map((t) => playerCodec(t.codec));
+    this.pc = createPeerConnection({ ice: options.ice, video, audio });
+    for (const track of tracks) {
+      const transceiver = this.pc.addTransceiver(track.info.kind, { direction: 'sendonly' });
+      const output = new SenderOutput(transceiver.sender, this.session);
+      transceiver.sender.onPictureLossIndication.subscribe(() => this.#forwarder.requestKeyFrame());
+      this.#outputs.push({ track, output });
+    }
+    this.pc.connectionStateChange.subscribe((state) => {
+      if (state === 'connected') {
+        this.session.activate();
+        this.#attach();
+      }
+      if (state === 'failed' || state === 'closed') this.session.close(state === 'failed' ? 'connection-failed' : 'client-left');
+    });
+  }
+
+  /** WHEP: answers the viewer's offer. NO_USABLE_CODEC when it cannot receive any track. */
+  async answer(offer: string): Promise<string> {
+    validateSdp(offer);
+    try {
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    } catch (err) {
+      throw errors.badRequest(`Invalid SDP offer: ${(err as Error).message}`);
+    }
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    this.#checkNegotiated();
+    await gatheringComplete(this.pc);
+    return this.pc.localDescription!.sdp;
+  }
+
+  /** OME signaling: the server offers, the viewer answers. */
+  async offer(): Promise<string> {
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    await gatheringComplete(this.pc);
+    return this.pc.localDescription!.sdp;
+  }
+
+  async accept(answer: string): Promise<void> {
+    validateSdp(answer);
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    } catch (err) {
+      throw errors.badRequest(`Invalid SDP answer: ${(err as Error).message}`);
+    }
+    this.#checkNegotiated();
+  }
+
+  async addCandidate(candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    await this.pc.addIceCandidate(candidate as never);
+  }
+
+  #checkNegotiated(): void {
+    const sending = this.pc.getTransceivers().filter((t) => t.mid != null && !t.stopped && t.codecs.length > 0
+      && (t.currentDirection === 'sendonly' || t.currentDirection === 'sendrecv'));
+    if (sending.length === 0) {
+      const codecs = this.#forwarder.tracks.map((t) => t.codec.mimeType).join(', ');
+      throw errors.noUsableCodec(`The viewer cannot receive any track of this stream (${codecs})`);
+    }
+  }
+
+  /** Starts forwarding once the connection is up, then asks the source for a key frame. */
+  #attach(): void {
+    if (this.#attached || this.#closed) return;
+    this.#attached = true;
+    for (const { track, output } of this.#outputs) track.addOutput(output);
+    this.#forwarder.requestKeyFrame();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const { track, output } of this.#outputs) track.removeOutput(output);
+    this.pc.close().catch(ignore);
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * A WebRTC publisher: a werift peer connection that receives a client's tracks and feeds them to
+ * the stream's Forwarder. Keeps the publisher at its rate with a REMB once a second, and notices a
+ * publisher that vanishes (ICE failure or no media for `timeoutMs`).
+ */
+import {
+  ReceiverEstimatedMaxBitrate,
+  RtcpPayloadSpecificFeedback,
+  type RTCPeerConnection,
+  type RTCRtpTransceiver,
+  type MediaStreamTrack,
+} from 'werift';
+import { Forwarder, type ForwardTrack } from './forwarder.ts';
+import { createPeerConnection, gatheringComplete, type IceSettings } from './peer.ts';
+import { publisherAudioCodecs, publisherVideoCodecs } from './codecs.ts';
+import { errors } from '../core/errors.ts';
+import type { Session } from '../core/session.ts';
+import { validateSdp } from './sdp.ts';
+
+export interface PublisherOptions {
+  ice: IceSettings;
+  session: Session;
+  /** Bitrate announced to the publisher in REMB, bits/s. Default 4 Mbps. */
+  maxBitrate?: number;
+  /** No media for this long closes the session with `timed-out`, ms. Default 15000. */
+  timeoutMs?: number;
+  /** Called once a second with the time, after track statistics are sampled. */
+  onTick?: (now: number) => void;
+}
+
+export class WebRtcPublisher {
+  readonly pc: RTCPeerConnection;
+  readonly forwarder: Forwarder;
+  readonly session: Session;
+  readonly #maxBitrate: number;
+  readonly #timeoutMs: number;
+  readonly #videoSsrcs: number[] = [];
+  readonly #trackIndex = new Map<RTCRtpTransceiver, number>();
+  readonly #receivers: { transceiver: RTCRtpTransceiver; track: MediaStreamTrack }[] = [];
+  readonly #onTick: ((now: number) => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: PublisherOptions) {
+    this.session = options.session;
+    this.#maxBitrate = options.maxBitrate ?? 4_000_000;
+    this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#onTick = options.onTick;
+    this.pc = createPeerConnection({ ice: options.ice, video: publisherVideoCodecs(), audio: publisherAudioCodecs() });
+    this.forwarder = new Forwarder({ requestKeyFrame: () => this.#sendPli(), counters: this.session.counters });
+    this.pc.connectionStateChange.subscribe((state) => {
+      if (state === 'connected') this.session.activate();
+      if (state === 'failed' || state === 'closed') this.session.close(state === 'failed' ? 'connection-failed' : 'client-left');
+    });
+  }
+
+  /**
+   * Takes the client's SDP offer and returns the answer (with candidates). Throws BAD_REQUEST for
+   * SDP that does not parse and NO_USABLE_CODEC when no offered track can be received.
+   */
+  async answer(offer: string): Promise<string> {
+    validateSdp(offer);
+    // werift fires `track` inside setRemoteDescription: subscribe first.
+    this.pc.ontrack = ({ track, transceiver }) => this.#onTrack(track, transceiver);
+    try {
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    } catch (err) {
+      throw errors.badRequest(`Invalid SDP offer: ${(err as Error).message}`);
+    }
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    this.#collectTracks();
+    await gatheringComplete(this.pc);
+    this.#start();
+    return this.pc.localDescription!.sdp;
+  }
+
+  /** Creates the server's offer (OME signaling publishes this way). */
+  async offer(): Promise<string> {
+    this.pc.ontrack = ({ track, transceiver }) => this.#onTrack(track, transceiver);
+    this.pc.addTransceiver('video', { direction: 'recvonly' });
+    this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    await gatheringComplete(this.pc);
+    return this.pc.localDescription!.sdp;
+  }
+
+  /** Applies the client's answer to `offer()`. */
+  async accept(answer: string): Promise<void> {
+    validateSdp(answer);
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    } catch (err) {
+      throw errors.badRequest(`Invalid SDP answer: ${(err as Error).message}`);
+    }
+    this.#collectTracks();
+    this.#start();
+  }
+
+  /** Adds a trickled remote candidate. */
+  async addCandidate(candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    await this.pc.addIceCandidate(candidate as never);
+  }
+
+  #collectTracks(): void {
+    if (this.forwarder.tracks.length > 0) return;
+    for (const transceiver of this.pc.getTransceivers()) {
+      const codec = transceiver.codecs[0];
+      if (!codec || transceiver.direction === 'inactive') continue;
+      this.#trackIndex.set(transceiver, this.forwarder.addTrack(transceiver.kind as 'video' | 'audio', codec).info.id);
+    }
+    if (this.forwarder.tracks.length === 0) {
+      throw errors.noUsableCodec('No offered track has a codec Kiln can forward (VP8, VP9, H264, AV1, Opus)');
+    }
+  }
+
+  #onTrack(track: MediaStreamTrack, transceiver: RTCRtpTransceiver): void {
+    this.#receivers.push({ transceiver, track });
+    const forwarder = this.forwarder;
+    let forwardTrack: ForwardTrack | undefined;
+    track.onReceiveRtp.subscribe((rtp) => {
+      if (forwardTrack === undefined) {
+        // The first packet binds the werift track to the forwarder's track of its transceiver.
+        forwardTrack = forwarder.tracks[this.#trackIndex.get(transceiver) ?? -1];
+        if (forwardTrack === undefined) return;
+        if (track.kind === 'video' && track.ssrc !== undefined) {
+          this.#videoSsrcs.push(track.ssrc);
+          this.#sendPli();
+        }
+      }
+      forwarder.push(forwardTrack, rtp);
+    });
+  }
+
+  #sendPli(): void {
+    for (const { transceiver, track } of this.#receivers) {
+      if (track.kind === 'video' && track.ssrc !== undefined) transceiver.receiver.sendRtcpPLI(track.ssrc).catch(() => {});
+    }
+  }
+
+  #sendRemb(): void {
+    if (this.#videoSsrcs.length === 0) return;
+    let exp = 0;
+    let mantissa = this.#maxBitrate;
+    while (mantissa >= 1 << 18) {
+      mantissa = Math.floor(mantissa / 2);
+      exp++;
+    }
+    const remb = new ReceiverEstimatedMaxBitrate({
+      senderSsrc: 1,
+      mediaSsrc: 0,
+      brExp: exp,
+      brMantissa: mantissa,
+      ssrcNum: this.#videoSsrcs.length,
+      ssrcFeedbacks: [...this.#videoSsrcs],
+    });
+    const packet = new RtcpPayloadSpecificFeedback({ feedback: remb });
+    this.pc.dtlsTransports[0]?.sendRtcp([packet]).catch(() => {});
+  }
+
+  #start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      this.forwarder.sample(now);
+      this.#sendRemb();
+      if (now - this.session.counters.lastActivity > this.#timeoutMs) this.session.close('timed-out');
+      this.#onTick?.(now);
+    }, 1000);
+  }
+
+  /** Stops media and the peer connection; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.forwarder.close();
+    this.pc.close().catch(() => {});
+  }
+}

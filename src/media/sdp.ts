@@ -1,0 +1,29 @@
+/**
+ * A first check of client SDP before werift sees it (RFC 8866 §5): werift accepts much that is
+ * not SDP, and a clear 400 is better than a half-built peer connection.
+ */
+import { errors } from '../core/errors.ts';
+
+/** Largest SDP accepted, bytes. Browsers' offers are 3-10 KB. */
+export const MAX_SDP_BYTES = 64 * 1024;
+
+/** Throws BAD_REQUEST naming what is wrong with `sdp`. */
+export function validateSdp(sdp: unknown): asserts sdp is string {
+  if (typeof sdp !== 'string' || sdp.length === 0) throw errors.badRequest('SDP is missing');
+  if (sdp.length > MAX_SDP_BYTES) throw errors.badRequest(`SDP is larger than ${MAX_SDP_BYTES} bytes`);
+  if (sdp.includes('\0')) throw errors.badRequest('SDP contains a NUL character');
+  const lines = sdp.split(/\r?\n/).filter((l) => l.length > 0);
+  if (lines[0] !== 'v=0') throw errors.badRequest('SDP must start with "v=0"');
+  for (const line of lines) {
+    if (!/^[a-z]=/.test(line)) throw errors.badRequest(`SDP line is not "<type>=<value>": ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  const media = lines.filter((l) => l.startsWith('m='));
+  if (media.length === 0) throw errors.badRequest('SDP has no media section (m=)');
+  for (const m of media) {
+    if (!/^m=(audio|video|application) \d+(\/\d+)? [A-Z/]+( \S+)+$/.test(m)) {
+      throw errors.badRequest(`SDP media line is malformed: ${JSON.stringify(m.slice(0, 80))}`);
+    }
+  }
+  if (!lines.some((l) => l.startsWith('a=ice-ufrag:'))) throw errors.badRequest('SDP has no ICE credentials (a=ice-ufrag)');
+  if (!lines.some((l) => l.startsWith('a=fingerprint:'))) throw errors.badRequest('SDP has no DTLS fingerprint (a=fingerprint)');
+}

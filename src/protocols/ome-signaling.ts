@@ -1,0 +1,155 @@
+/**
+ * OvenMediaEngine's WebSocket signaling, as OvenPlayer (play: `ws://HOST:3333/{app}/{stream}`) and
+ * OvenLiveKit (publish: `…?direction=send`) speak it. In both directions the client sends
+ * `request_offer`, the server answers with `offer` (SDP with its candidates), the client sends
+ * `answer` and may trickle `candidate`s; `stop` or closing the socket ends the session.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import { errors, isKilnError, type KilnError } from '../core/errors.ts';
+import type { Session } from '../core/session.ts';
+import type { ClientInfo, MediaEngine } from '../media/engine.ts';
+import type { Credentials } from '../api/credentials.ts';
+
+export interface OmeSignalingOptions {
+  engine: MediaEngine;
+  credentials: Credentials;
+  logger: Logger;
+}
+
+type Candidate = { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null };
+
+interface Pending {
+  session: Session;
+  accept: (answer: string) => Promise<unknown>;
+  addCandidate: (c: Candidate) => Promise<void>;
+}
+
+/** Candidate lines of an SDP, as the `candidates` array of an OME `offer`. */
+function candidatesOf(sdp: string): { candidate: string; sdpMLineIndex: number; sdpMid: string | null }[] {
+  const out: { candidate: string; sdpMLineIndex: number; sdpMid: string | null }[] = [];
+  let index = -1;
+  let mid: string | null = null;
+  for (const line of sdp.split(/\r?\n/)) {
+    if (line.startsWith('m=')) {
+      index++;
+      mid = null;
+    } else if (line.startsWith('a=mid:')) mid = line.slice(6);
+    else if (line.startsWith('a=candidate:') && index === 0) out.push({ candidate: line.slice(2), sdpMLineIndex: 0, sdpMid: mid });
+  }
+  return out;
+}
+
+let nextId = 1;
+
+export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segments: string[], options: OmeSignalingOptions): void {
+  const { engine, credentials } = options;
+  const url = new URL(request.url ?? '/', 'http://x');
+  const [app, stream] = segments;
+  const direction = url.searchParams.get('direction') ?? 'recv';
+  const client: ClientInfo = {
+    remoteAddress: request.socket.remoteAddress ?? '',
+    remotePort: request.socket.remotePort ?? 0,
+    userAgent: request.headers['user-agent'],
+    protocol: 'ome-webrtc',
+  };
+  const id = nextId++;
+  let pending: Pending | undefined;
+  let closed = false;
+
+  const send = (message: object) => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+  };
+  const fail = (err: KilnError | Error) => {
+    const code = isKilnError(err) ? err.status : 500;
+    const message = isKilnError(err) ? err.message : 'Internal Server Error';
+    if (!isKilnError(err)) options.logger.error({ err }, 'OME signaling failed');
+    send({ command: 'error', id, code, error: message });
+    ws.close(code === 500 ? 1011 : 4000 + code, message.slice(0, 120));
+  };
+
+  ws.on('close', () => {
+    closed = true;
+    pending?.session.close('client-left');
+  });
+
+  const requestOffer = async () => {
+    if (pending) throw errors.badRequest('An offer was already requested on this connection');
+    if (direction === 'send') {
+      // As in OvenMediaEngine, WebSocket publishing is open (browsers cannot set headers on a
+      // WebSocket); a `token` query value, when given, must be an access-token password.
+      const token = url.searchParams.get('token');
+      if (token !== null) {
+        const user = credentials.bearer(`Bearer ${token}`);
+        if (!user) throw errors.unauthorized('The token is not a valid access-token password');
+        client.user = user;
+      }
+      const offer = await engine.offerPublish(app, stream, client);
+      pending = offer;
+      sendOffer(offer.offer);
+    } else if (direction === 'recv') {
+      const name = url.searchParams.get('session') ?? undefined;
+      const offer = await engine.offerPlay(app, stream, name, client);
+      pending = offer;
+      sendOffer(offer.offer);
+    } else {
+      throw errors.badRequest(`Unknown direction "${direction}": use send to publish`);
+    }
+    if (closed) pending.session.close('client-left');
+    else pending.session.once('close', () => ws.close(1000, 'session closed'));
+  };
+
+  const sendOffer = (sdp: string) => {
+    send({
+      command: 'offer',
+      id,
+      peer_id: 0,
+      code: 200,
+      sdp: { type: 'offer', sdp },
+      candidates: candidatesOf(sdp),
+      ice_servers: [],
+    });
+  };
+
+  ws.on('message', (data, isBinary) => {
+    void (async () => {
+      if (isBinary) throw errors.badRequest('Signaling messages are JSON text');
+      let message: Record<string, unknown>;
+      try {
+        message = JSON.parse(data.toString());
+      } catch {
+        throw errors.badRequest('Signaling message is not JSON');
+      }
+      if (typeof message !== 'object' || message === null) throw errors.badRequest('Signaling message must be a JSON object');
+      switch (message.command) {
+        case 'request_offer':
+          return requestOffer();
+        case 'answer': {
+          if (!pending) throw errors.badRequest('answer before offer');
+          const sdp = message.sdp as { sdp?: unknown } | undefined;
+          if (!sdp || typeof sdp.sdp !== 'string') throw errors.badRequest('answer needs sdp.sdp');
+          await pending.accept(sdp.sdp);
+          return;
+        }
+        case 'candidate': {
+          if (!pending) throw errors.badRequest('candidate before offer');
+          const list = Array.isArray(message.candidates) ? message.candidates : [];
+          for (const c of list as Candidate[]) {
+            if (c && typeof c.candidate === 'string' && c.candidate !== '') await pending.addCandidate(c).catch(() => {});
+          }
+          return;
+        }
+        case 'stop':
+          pending?.session.close('client-left');
+          ws.close(1000, 'stopped');
+          return;
+        case 'ping':
+          send({ command: 'pong' });
+          return;
+        default:
+          throw errors.badRequest(`Unknown command: ${String(message.command).slice(0, 40)}`);
+      }
+    })().catch(fail);
+  });
+}
