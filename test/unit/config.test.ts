@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, stripJsonComments, ConfigError } from '../../src/config/config.ts';
+
+test('the embedded defaults follow SPEC.md §2', () => {
+  const c = loadConfig({ KILN_CONFIG: join(import.meta.dirname, '../../kiln.example.jsonc') });
+  assert.equal(c.api.port, 8081);
+  assert.equal(c.signaling.port, 3333);
+  assert.equal(c.ovt.port, 9000);
+  assert.equal(c.publicUrl, 'http://localhost:3333');
+  assert.deepEqual(c.vhosts, [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }]);
+  assert.deepEqual(c.corsOrigins, ['*']);
+  assert.equal(c.accessTokens.length, 0);
+});
+
+test('environment variables override the config file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  const file = join(dir, 'k.jsonc');
+  writeFileSync(file, '{ // comment\n "api": {"port": 9001}, /* block */ "accessTokens": ["a:b"], }');
+  const c = loadConfig({ KILN_CONFIG: file, KILN_API_PORT: '9002', KILN_ICE_PORTS: '10000-10100', KILN_ACCESS_TOKEN: 'x:y,z:w' });
+  assert.equal(c.api.port, 9002);
+  assert.deepEqual(c.ice.portRange, [10000, 10100]);
+  assert.deepEqual(c.accessTokens, ['x:y', 'z:w']);
+});
+
+test('bad settings are refused with a reason', () => {
+  assert.throws(() => loadConfig({ KILN_API_PORT: 'eighty' }), (e: Error) => e instanceof ConfigError && /KILN_API_PORT/.test(e.message));
+  assert.throws(() => loadConfig({ KILN_ICE_PORTS: '2000-1000' }), ConfigError);
+  assert.throws(() => loadConfig({ KILN_ACCESS_TOKEN: 'nopassword' }), /user:password/);
+  assert.throws(() => loadConfig({ KILN_PUBLIC_URL: 'ftp://x' }), /http or https/);
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  writeFileSync(join(dir, 'bad.jsonc'), '{"apii": {}}');
+  assert.throws(() => loadConfig({ KILN_CONFIG: join(dir, 'bad.jsonc') }), /unknown setting "apii"/);
+});
+
+test('comments are stripped outside strings only', () => {
+  assert.deepEqual(JSON.parse(stripJsonComments('{"u": "http://x/*y*/", // c\n "v": [1,2,],}')), { u: 'http://x/*y*/', v: [1, 2] });
+});
