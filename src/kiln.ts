@@ -7,6 +7,7 @@ import pino, { type Logger } from 'pino';
 import type { KilnConfig } from './config/config.ts';
 import { Catalog } from './core/catalog.ts';
 import { MediaEngine } from './media/engine.ts';
+import { closingPeers } from './media/peer.ts';
 import { SignalingServer } from './protocols/signaling-server.ts';
 import { ApiServer } from './api/api-server.ts';
 import { Credentials } from './api/credentials.ts';
@@ -85,6 +86,7 @@ export class Kiln {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.catalog.closeAll('server-stopping');
+      await closingPeers();
       await Promise.allSettled([this.signaling?.stop(), this.api?.stop()]);
       await this.store?.close();
     })();

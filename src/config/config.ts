@@ -45,7 +45,7 @@ export interface KilnConfig {
     bodyBytes: number;
     /** Largest accepted WebSocket message, bytes. Default 256 KiB. */
     wsMessageBytes: number;
-    /** A publisher whose media stops for this long is considered gone, ms. Default 15000. */
+    /** A publisher whose media stops for this long is considered gone, ms. Default 10000. */
     publisherTimeoutMs: number;
   };
   logLevel: string;
@@ -72,7 +72,7 @@ export function defaultConfig(): KilnConfig {
     tls: undefined,
     corsOrigins: ['*'],
     vhosts: [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }],
-    limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 15_000 },
+    limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 10_000 },
     logLevel: 'info',
     metricsRequireAuth: false,
   };

@@ -47,3 +47,92 @@ export function gatheringComplete(pc: RTCPeerConnection, timeoutMs = 3000): Prom
     }
   });
 }
+
+/** DTLS alert record content type and close_notify (RFC 5246 §7.2.1), level warning. */
+const DTLS_ALERT = 21;
+const CLOSE_NOTIFY = Buffer.from([1, 0]);
+
+interface DtlsSocketInternals {
+  connected?: boolean;
+  cipher: { encryptPacket: (pkt: { recordLayerHeader: { contentType: number } }) => unknown };
+  send: (buf: Buffer) => Promise<void>;
+}
+
+/**
+ * Sends a DTLS close_notify alert on each transport so the remote peer learns at once that the
+ * connection is over (werift's own close does not: "todo impl send alert"). The record goes through
+ * werift's send path for application data, with its content type switched to alert before it is
+ * encrypted (the type is part of the AEAD additional data, so it stays authentic).
+ */
+export async function sendCloseNotify(pc: RTCPeerConnection): Promise<void> {
+  await Promise.all(pc.dtlsTransports.map(async (transport) => {
+    const socket = (transport as unknown as { dtls?: DtlsSocketInternals }).dtls;
+    if (!socket || transport.state !== "connected") return;
+    const cipher = socket.cipher;
+    const encrypt = cipher.encryptPacket;
+    cipher.encryptPacket = function (pkt) {
+      cipher.encryptPacket = encrypt;
+      pkt.recordLayerHeader.contentType = DTLS_ALERT;
+      return encrypt.call(this, pkt);
+    };
+    try {
+      await socket.send(CLOSE_NOTIFY);
+    } catch {
+      // The transport is going away anyway.
+    } finally {
+      cipher.encryptPacket = encrypt;
+    }
+  }));
+}
+
+/** Peer connections being closed; `closingPeers()` waits for them. */
+const closing = new Set<Promise<void>>();
+
+/**
+ * Tells the remote peer the connection is closed, then closes it; never throws. The socket stays
+ * open a moment after the alert: werift sends without a callback, and closing at once drops it.
+ */
+export function closePeerConnection(pc: RTCPeerConnection): Promise<void> {
+  const done = (async () => {
+    try {
+      await sendCloseNotify(pc);
+      await new Promise((r) => setTimeout(r, 50));
+    } catch {
+      // Best effort.
+    }
+    await pc.close().catch(() => {});
+  })();
+  closing.add(done);
+  void done.finally(() => closing.delete(done));
+  return done;
+}
+
+/** Resolves when every peer connection being closed is closed (used on shutdown). */
+export async function closingPeers(): Promise<void> {
+  while (closing.size > 0) await Promise.all([...closing]);
+}
+
+/**
+ * Calls `onConnected` when the peer connection is up, and `onGone` once when the remote peer is
+ * gone: the connection failed or closed, or the remote closed DTLS (close_notify).
+ */
+export function watchPeer(pc: RTCPeerConnection, onConnected: () => void, onGone: (reason: 'client-left' | 'connection-failed') => void): void {
+  let gone = false;
+  const leave = (reason: 'client-left' | 'connection-failed') => {
+    if (gone) return;
+    gone = true;
+    onGone(reason);
+  };
+  pc.connectionStateChange.subscribe((state) => {
+    if (state === 'connected') {
+      onConnected();
+      for (const transport of pc.dtlsTransports) {
+        transport.onStateChange.subscribe((s) => {
+          if (s === 'closed') leave('client-left');
+          else if (s === 'failed') leave('connection-failed');
+        });
+      }
+    } else if (state === 'failed') leave('connection-failed');
+    else if (state === 'closed') leave('client-left');
+  });
+}

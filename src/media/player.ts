@@ -5,7 +5,7 @@
  */
 import type { RTCPeerConnection, RTCRtpSender, RtpPacket } from 'werift';
 import type { Forwarder, ForwardTrack, TrackOutput } from './forwarder.ts';
-import { createPeerConnection, gatheringComplete, type IceSettings } from './peer.ts';
+import { closePeerConnection, createPeerConnection, gatheringComplete, watchPeer, type IceSettings } from './peer.ts';
 import { playerCodec } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
@@ -58,13 +58,10 @@ export class WebRtcPlayer {
       transceiver.sender.onPictureLossIndication.subscribe(() => this.#forwarder.requestKeyFrame());
       this.#outputs.push({ track, output });
     }
-    this.pc.connectionStateChange.subscribe((state) => {
-      if (state === 'connected') {
-        this.session.activate();
-        this.#attach();
-      }
-      if (state === 'failed' || state === 'closed') this.session.close(state === 'failed' ? 'connection-failed' : 'client-left');
-    });
+    watchPeer(this.pc, () => {
+      this.session.activate();
+      this.#attach();
+    }, (reason) => this.session.close(reason));
   }
 
   /** WHEP: answers the viewer's offer. NO_USABLE_CODEC when it cannot receive any track. */
@@ -125,6 +122,6 @@ export class WebRtcPlayer {
     if (this.#closed) return;
     this.#closed = true;
     for (const { track, output } of this.#outputs) track.removeOutput(output);
-    this.pc.close().catch(ignore);
+    void closePeerConnection(this.pc);
   }
 }

@@ -11,7 +11,7 @@ import {
   type MediaStreamTrack,
 } from 'werift';
 import { Forwarder, type ForwardTrack } from './forwarder.ts';
-import { createPeerConnection, gatheringComplete, type IceSettings } from './peer.ts';
+import { closePeerConnection, createPeerConnection, gatheringComplete, watchPeer, type IceSettings } from './peer.ts';
 import { publisherAudioCodecs, publisherVideoCodecs } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
@@ -22,7 +22,7 @@ export interface PublisherOptions {
   session: Session;
   /** Bitrate announced to the publisher in REMB, bits/s. Default 4 Mbps. */
   maxBitrate?: number;
-  /** No media for this long closes the session with `timed-out`, ms. Default 15000. */
+  /** No media for this long closes the session with `timed-out`, ms. Default 10000. */
   timeoutMs?: number;
   /** Called once a second with the time, after track statistics are sampled. */
   onTick?: (now: number) => void;
@@ -44,14 +44,11 @@ export class WebRtcPublisher {
   constructor(options: PublisherOptions) {
     this.session = options.session;
     this.#maxBitrate = options.maxBitrate ?? 4_000_000;
-    this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#onTick = options.onTick;
     this.pc = createPeerConnection({ ice: options.ice, video: publisherVideoCodecs(), audio: publisherAudioCodecs() });
     this.forwarder = new Forwarder({ requestKeyFrame: () => this.#sendPli(), counters: this.session.counters });
-    this.pc.connectionStateChange.subscribe((state) => {
-      if (state === 'connected') this.session.activate();
-      if (state === 'failed' || state === 'closed') this.session.close(state === 'failed' ? 'connection-failed' : 'client-left');
-    });
+    watchPeer(this.pc, () => this.session.activate(), (reason) => this.session.close(reason));
   }
 
   /**
@@ -176,6 +173,6 @@ export class WebRtcPublisher {
     this.#closed = true;
     clearInterval(this.#timer);
     this.forwarder.close();
-    this.pc.close().catch(() => {});
+    void closePeerConnection(this.pc);
   }
 }

@@ -31,7 +31,7 @@ export async function launchChromium(): Promise<LaunchedBrowser> {
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args: process.env.KILN_CHROMIUM_LOG ? [...CHROMIUM_FLAGS, '--enable-logging=stderr', `--vmodule=${process.env.KILN_CHROMIUM_LOG}`] : CHROMIUM_FLAGS,
   });
   return {
     browser,
