@@ -54,6 +54,8 @@ export class WebRtcPlayer {
     this.pc = createPeerConnection({ ice: options.ice, video, audio });
     for (const track of tracks) {
       const transceiver = this.pc.addTransceiver(track.info.kind, { direction: 'sendonly' });
+      // One MediaStream id for all tracks (a=msid): players such as OvenPlayer need `streams[0]`.
+      transceiver.sender.streamId = `kiln-${this.session.stream}`;
       const output = new SenderOutput(transceiver.sender, this.session);
       transceiver.sender.onPictureLossIndication.subscribe(() => this.#forwarder.requestKeyFrame());
       this.#outputs.push({ track, output });

@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
-import { errors, isKilnError, type KilnError } from '../core/errors.ts';
+import { errors, isKilnError, KilnError as KilnErrorClass, type KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import type { ClientInfo, MediaEngine } from '../media/engine.ts';
 import type { Credentials } from '../api/credentials.ts';
@@ -61,21 +61,35 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
   const send = (message: object) => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
   };
-  const fail = (err: KilnError | Error) => {
+  // OME's error message: `{"code": <HTTP status>, "error": "<text>"}` (rtc_signalling_server.cpp).
+  // OvenPlayer and OvenLiveKit read `error`; neither reads the close code.
+  const fail = (err: KilnError | Error, closeSocket: boolean) => {
     const code = isKilnError(err) ? err.status : 500;
     const message = isKilnError(err) ? err.message : 'Internal Server Error';
     if (!isKilnError(err)) options.logger.error({ err }, 'OME signaling failed');
-    send({ command: 'error', id, code, error: message });
-    ws.close(code === 500 ? 1011 : 4000 + code, message.slice(0, 120));
+    send({ code, error: message });
+    if (closeSocket) ws.close(1000, message.slice(0, 120));
   };
 
+  // OME pings every WebSocket to keep it (and proxies in between) alive.
+  const keepalive = setInterval(() => ws.ping('Kiln'), 20_000);
   ws.on('close', () => {
+    clearInterval(keepalive);
     closed = true;
     pending?.session.close('client-left');
   });
 
   const requestOffer = async () => {
     if (pending) throw errors.badRequest('An offer was already requested on this connection');
+    try {
+      await createOffer();
+    } catch (err) {
+      if (!isKilnError(err)) throw err;
+      throw new KilnErrorClass(err.code, `Cannot create offer: ${err.message}`, err.subject);
+    }
+  };
+
+  const createOffer = async () => {
     if (direction === 'send') {
       // As in OvenMediaEngine, WebSocket publishing is open (browsers cannot set headers on a
       // WebSocket); a `token` query value, when given, must be an access-token password.
@@ -108,7 +122,7 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
       code: 200,
       sdp: { type: 'offer', sdp },
       candidates: candidatesOf(sdp),
-      ice_servers: [],
+      // No `ice_servers`: OvenPlayer and OvenLiveKit switch to relay-only ICE when the key is present.
     });
   };
 
@@ -122,6 +136,9 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
         throw errors.badRequest('Signaling message is not JSON');
       }
       if (typeof message !== 'object' || message === null) throw errors.badRequest('Signaling message must be a JSON object');
+      if (message.command !== 'request_offer' && message.command !== 'ping' && pending && Number(message.id) !== id) {
+        throw errors.badRequest('Invalid ID');
+      }
       switch (message.command) {
         case 'request_offer':
           return requestOffer();
@@ -150,6 +167,6 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
         default:
           throw errors.badRequest(`Unknown command: ${String(message.command).slice(0, 40)}`);
       }
-    })().catch(fail);
+    })().catch((err) => fail(err, !pending || pending.session.closed));
   });
 }
