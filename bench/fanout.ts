@@ -1,0 +1,133 @@
+/**
+ * `npm run bench:fanout`: one publisher (pre-encoded 720p30 VP8 ≈1.5 Mbps + Opus, replayed as RTP)
+ * into a Kiln process, N WHEP players in a separate process, on loopback, bounded in time. Prints
+ * per N: server CPU per second, CPU µs per forwarded packet, RSS, loss at the players, forwarding
+ * delay p50/p99 (publisher send → player receive) and WHEP POST → first key frame p50.
+ *
+ *   npm run bench:fanout -- [N,N,...] [--seconds S]      (default 1,10,50,100,200; 10 s each)
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { RtpPacket } from 'werift';
+import { startKiln } from '../test/helpers/kiln-process.ts';
+import { loadFixture } from './fixture.ts';
+import { benchPeer, connected, negotiate } from './peers.ts';
+
+const args = process.argv.slice(2);
+const counts = (args.find((a) => /^\d+(,\d+)*$/.test(a)) ?? '1,10,50,100,200').split(',').map(Number);
+const secondsIdx = args.indexOf('--seconds');
+const WINDOW_S = secondsIdx >= 0 ? Number(args[secondsIdx + 1]) : 10;
+const now = () => performance.timeOrigin + performance.now();
+const TICK = 100; // USER_HZ on Linux
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICK; // utime + stime
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function packetsOut(apiUrl: string): Promise<number> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  return Number(/^kiln_media_packets_total\{direction="out"\} (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+};
+
+async function main(): Promise<void> {
+  const records = await loadFixture();
+  const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn' });
+  const pid = kiln.child.pid!;
+  const stream = `bench${Date.now()}`;
+  // Publisher: werift, WHIP, replaying the fixture in real time, looped.
+  const pub = benchPeer();
+  const video = pub.addTransceiver('video', { direction: 'sendonly' });
+  const audio = pub.addTransceiver('audio', { direction: 'sendonly' });
+  await negotiate(pub, `${kiln.signalingUrl}/app/${stream}?direction=whip`, kiln.password);
+  await connected(pub);
+  const duration = records[records.length - 1].at + 1 / 30;
+  const start = now();
+  let next = 0;
+  let loop = 0;
+  const seq = { video: 0, audio: 0 };
+  const stamp = Buffer.alloc(8);
+  const pump = setInterval(() => {
+    const elapsed = (now() - start) / 1000;
+    while (true) {
+      const r = records[next];
+      if (loop * duration + r.at > elapsed) break;
+      const rtp = RtpPacket.deSerialize(r.packet);
+      const rate = r.kind === 'video' ? 90000 : 48000;
+      rtp.header.sequenceNumber = seq[r.kind]++ & 0xffff;
+      rtp.header.timestamp = (rtp.header.timestamp + Math.round(loop * duration * rate)) >>> 0;
+      stamp.writeDoubleBE(now());
+      rtp.payload = Buffer.concat([rtp.payload, stamp]);
+      void (r.kind === 'video' ? video : audio).sender.sendRtp(rtp).catch(() => {});
+      if (++next === records.length) {
+        next = 0;
+        loop++;
+      }
+    }
+  }, 2);
+  // Answer the server's PLIs with nothing: the fixture has a key frame every 2 s.
+  await new Promise((r) => setTimeout(r, 1000));
+
+  const rows: string[] = [];
+  const header = 'players | server CPU %/s | CPU µs/fwd pkt | fwd pkt/s | RSS MB | loss % | delay p50 ms | delay p99 ms | 1st key frame p50 ms';
+  console.log(header);
+  console.log(header.replace(/[^|]/g, '-'));
+  for (const n of counts) {
+    const players = fork(new URL('./fanout-players.ts', import.meta.url).pathname, [`${kiln.signalingUrl}/app/${stream}?direction=whep`, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const ready = await new Promise<{ firstKeyFrameMs: number[] }>((resolve, reject) => {
+      players.once('message', (m: { type: string; message?: string; firstKeyFrameMs: number[] }) => (m.type === 'ready' ? resolve(m) : reject(new Error(m.message))));
+      players.once('exit', (code) => reject(new Error(`players exited ${code}`)));
+    });
+    await new Promise((r) => setTimeout(r, 2000)); // settle
+    const cpu0 = cpuSeconds(pid);
+    const out0 = await packetsOut(kiln.apiUrl);
+    const t0 = now();
+    players.send({ type: 'start' });
+    await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
+    const result = await new Promise<{ expected: number; received: number; delayP50: number; delayP99: number }>((resolve) => {
+      players.once('message', (m: { type: string; expected: number; received: number; delayP50: number; delayP99: number }) => resolve(m));
+      players.send({ type: 'stop' });
+    });
+    const cpu1 = cpuSeconds(pid);
+    const out1 = await packetsOut(kiln.apiUrl);
+    const seconds = (now() - t0) / 1000;
+    const rss = rssMb(pid);
+    await new Promise((r) => players.once('exit', r));
+    const forwarded = out1 - out0;
+    const cpu = cpu1 - cpu0;
+    const loss = result.expected > 0 ? (1 - result.received / result.expected) * 100 : NaN;
+    const row = [
+      String(n).padStart(7),
+      (cpu / seconds * 100).toFixed(1).padStart(14),
+      (forwarded > 0 ? cpu * 1e6 / forwarded : NaN).toFixed(1).padStart(14),
+      (forwarded / seconds).toFixed(0).padStart(9),
+      rss.toFixed(0).padStart(6),
+      Math.max(0, loss).toFixed(2).padStart(6),
+      result.delayP50.toFixed(2).padStart(12),
+      result.delayP99.toFixed(2).padStart(12),
+      median(ready.firstKeyFrameMs).toFixed(0).padStart(20),
+    ].join(' | ');
+    rows.push(row);
+    console.log(row);
+    await new Promise((r) => setTimeout(r, 2000)); // let the players' sessions close
+  }
+  clearInterval(pump);
+  await pub.close();
+  await kiln.stop();
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err);
+  process.exit(1);
+});
