@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < count; i += batch) {
     await Promise.all(Array.from({ length: Math.min(batch, count - i) }, () => player()));
   }
-  process.send!({ type: 'ready', firstKeyFrameMs });
+  process.send!({ type: 'ready' });
   process.on('message', (msg: { type: string }) => {
     if (msg.type === 'start') {
       for (const c of counters) Object.assign(c, { received: 0, first: 0, last: 0, cycles: 0, started: false });
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
       }
       const sorted = delays.subarray(0, delayCount).sort();
       const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
-      process.send!({ type: 'result', expected, received, delayP50: pick(0.5), delayP99: pick(0.99), samples: delayCount });
+      process.send!({ type: 'result', firstKeyFrameMs, expected, received, delayP50: pick(0.5), delayP99: pick(0.99), samples: delayCount });
       for (const pc of peers) void pc.close();
       setTimeout(() => process.exit(0), 500);
     }

@@ -43,7 +43,9 @@ const median = (xs: number[]) => {
 
 async function main(): Promise<void> {
   const records = await loadFixture();
-  const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn' });
+  // KILN_BENCH_PROFILE=dir writes a V8 CPU profile of the server there (node --cpu-prof).
+  const profile = process.env.KILN_BENCH_PROFILE;
+  const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn', ...(profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } : {}) });
   const pid = kiln.child.pid!;
   const stream = `bench${Date.now()}`;
   // Publisher: werift, WHIP, replaying the fixture in real time, looped.
@@ -85,8 +87,8 @@ async function main(): Promise<void> {
   console.log(header.replace(/[^|]/g, '-'));
   for (const n of counts) {
     const players = fork(new URL('./fanout-players.ts', import.meta.url).pathname, [`${kiln.signalingUrl}/app/${stream}?direction=whep`, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const ready = await new Promise<{ firstKeyFrameMs: number[] }>((resolve, reject) => {
-      players.once('message', (m: { type: string; message?: string; firstKeyFrameMs: number[] }) => (m.type === 'ready' ? resolve(m) : reject(new Error(m.message))));
+    await new Promise<void>((resolve, reject) => {
+      players.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? resolve() : reject(new Error(m.message))));
       players.once('exit', (code) => reject(new Error(`players exited ${code}`)));
     });
     await new Promise((r) => setTimeout(r, 2000)); // settle
@@ -95,8 +97,8 @@ async function main(): Promise<void> {
     const t0 = now();
     players.send({ type: 'start' });
     await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
-    const result = await new Promise<{ expected: number; received: number; delayP50: number; delayP99: number }>((resolve) => {
-      players.once('message', (m: { type: string; expected: number; received: number; delayP50: number; delayP99: number }) => resolve(m));
+    const result = await new Promise<{ expected: number; received: number; delayP50: number; delayP99: number; firstKeyFrameMs: number[] }>((resolve) => {
+      players.once('message', (m: { type: string; expected: number; received: number; delayP50: number; delayP99: number; firstKeyFrameMs: number[] }) => resolve(m));
       players.send({ type: 'stop' });
     });
     const cpu1 = cpuSeconds(pid);
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
       Math.max(0, loss).toFixed(2).padStart(6),
       result.delayP50.toFixed(2).padStart(12),
       result.delayP99.toFixed(2).padStart(12),
-      median(ready.firstKeyFrameMs).toFixed(0).padStart(20),
+      median(result.firstKeyFrameMs).toFixed(0).padStart(20),
     ].join(' | ');
     rows.push(row);
     console.log(row);

@@ -3,6 +3,7 @@
  * loopback. Not part of the server.
  */
 import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
+import { useKeyObjects } from '../src/media/peer.ts';
 
 export const VP8 = () => new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] });
 export const OPUS = () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 });
@@ -47,13 +48,18 @@ export async function negotiate(pc: RTCPeerConnection, url: string, token?: stri
   return res.headers.get('location') ?? '';
 }
 
+/** Resolves when connected; the SRTP keys become KeyObjects, as in the server (see useKeyObjects). */
 export function connected(pc: RTCPeerConnection, timeoutMs = 10_000): Promise<void> {
-  if (pc.connectionState === 'connected') return Promise.resolve();
+  if (pc.connectionState === 'connected') {
+    useKeyObjects(pc);
+    return Promise.resolve();
+  }
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('peer did not connect')), timeoutMs);
     pc.connectionStateChange.subscribe((s) => {
       if (s === 'connected') {
         clearTimeout(timer);
+        useKeyObjects(pc);
         resolve();
       }
     });

@@ -2,6 +2,7 @@
  * Creates werift peer connections configured for a server: no STUN/TURN (the server's own
  * addresses are its candidates), the configured UDP port range, loopback candidates on demand.
  */
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { RTCPeerConnection, useAbsSendTime, useSdesMid, type RTCRtpCodecParameters } from 'werift';
 
 /** ICE settings shared by every peer connection of a node. */
@@ -125,6 +126,7 @@ export function watchPeer(pc: RTCPeerConnection, onConnected: () => void, onGone
   };
   pc.connectionStateChange.subscribe((state) => {
     if (state === 'connected') {
+      useKeyObjects(pc);
       onConnected();
       for (const transport of pc.dtlsTransports) {
         transport.onStateChange.subscribe((s) => {
@@ -135,4 +137,33 @@ export function watchPeer(pc: RTCPeerConnection, onConnected: () => void, onGone
     } else if (state === 'failed') leave('connection-failed');
     else if (state === 'closed') leave('client-left');
   });
+}
+
+interface SrtpCipherKeys {
+  srtpSessionKey?: Buffer | KeyObject;
+  srtcpSessionKey?: Buffer | KeyObject;
+  srtpSessionAuthTag?: Buffer | KeyObject;
+  srtcpSessionAuthTag?: Buffer | KeyObject;
+}
+
+/**
+ * Hands werift's SRTP ciphers their session keys as KeyObjects. werift calls `createCipheriv`
+ * (and `createHmac`) per packet with the raw key Buffer, and Node then re-validates and imports the
+ * key every time: measured here, AES-128-GCM per 1200-byte packet costs 27 µs with a Buffer key and
+ * 6.5 µs with a KeyObject. Every use of these fields accepts either.
+ */
+export function useKeyObjects(pc: RTCPeerConnection): void {
+  for (const transport of pc.dtlsTransports) {
+    const t = transport as unknown as Record<'srtp' | 'srtcp', { localContext?: { cipher?: SrtpCipherKeys }; remoteContext?: { cipher?: SrtpCipherKeys } } | undefined>;
+    for (const session of [t.srtp, t.srtcp]) {
+      for (const context of [session?.localContext, session?.remoteContext]) {
+        const cipher = context?.cipher;
+        if (!cipher) continue;
+        for (const field of ['srtpSessionKey', 'srtcpSessionKey', 'srtpSessionAuthTag', 'srtcpSessionAuthTag'] as const) {
+          const key = cipher[field];
+          if (Buffer.isBuffer(key)) cipher[field] = createSecretKey(key);
+        }
+      }
+    }
+  }
 }

@@ -3,8 +3,9 @@
  * its senders is an output of the stream's Forwarder; the viewer's PLI/FIR become merged
  * key-frame requests, its NACKs are answered from werift's send history.
  */
-import type { RTCPeerConnection, RTCRtpSender, RtpPacket } from 'werift';
-import type { Forwarder, ForwardTrack, TrackOutput } from './forwarder.ts';
+import type { RTCPeerConnection } from 'werift';
+import type { Forwarder, ForwardTrack } from './forwarder.ts';
+import { RtpOutput } from './rtp-output.ts';
 import { closePeerConnection, createPeerConnection, gatheringComplete, watchPeer, type IceSettings } from './peer.ts';
 import { playerCodec } from './codecs.ts';
 import { errors } from '../core/errors.ts';
@@ -17,31 +18,11 @@ export interface PlayerOptions {
   forwarder: Forwarder;
 }
 
-/** Sends one forwarded track through one werift sender, counting what it sends. */
-class SenderOutput implements TrackOutput {
-  readonly sender: RTCRtpSender;
-  readonly #session: Session;
-
-  constructor(sender: RTCRtpSender, session: Session) {
-    this.sender = sender;
-    this.#session = session;
-  }
-
-  send(rtp: RtpPacket): void {
-    const c = this.#session.counters;
-    c.packetsOut++;
-    c.bytesOut += rtp.payload.length + 12;
-    this.sender.sendRtp(rtp).catch(ignore);
-  }
-}
-
-function ignore(): void {}
-
 export class WebRtcPlayer {
   readonly pc: RTCPeerConnection;
   readonly session: Session;
   readonly #forwarder: Forwarder;
-  readonly #outputs: { track: ForwardTrack; output: SenderOutput }[] = [];
+  readonly #outputs: { track: ForwardTrack; output: RtpOutput }[] = [];
   #attached = false;
   #closed = false;
 
@@ -56,7 +37,7 @@ export class WebRtcPlayer {
       const transceiver = this.pc.addTransceiver(track.info.kind, { direction: 'sendonly' });
       // One MediaStream id for all tracks (a=msid): players such as OvenPlayer need `streams[0]`.
       transceiver.sender.streamId = `kiln-${this.session.stream}`;
-      const output = new SenderOutput(transceiver.sender, this.session);
+      const output = new RtpOutput(transceiver.sender, this.session.counters);
       transceiver.sender.onPictureLossIndication.subscribe(() => this.#forwarder.requestKeyFrame());
       this.#outputs.push({ track, output });
     }
@@ -123,7 +104,10 @@ export class WebRtcPlayer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const { track, output } of this.#outputs) track.removeOutput(output);
+    for (const { track, output } of this.#outputs) {
+      track.removeOutput(output);
+      output.close();
+    }
     void closePeerConnection(this.pc);
   }
 }
