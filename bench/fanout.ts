@@ -20,10 +20,11 @@ const WINDOW_S = secondsIdx >= 0 ? Number(args[secondsIdx + 1]) : 10;
 const now = () => performance.timeOrigin + performance.now();
 const TICK = 100; // USER_HZ on Linux
 
-function cpuSeconds(pid: number): number {
+/** User and system CPU seconds of a process so far (utime, stime from /proc). */
+function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICK; // utime + stime
+  return { user: Number(fields[11]) / TICK, system: Number(fields[12]) / TICK };
 }
 
 function rssMb(pid: number): number {
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1000));
 
   const rows: string[] = [];
-  const header = 'players | server CPU %/s | CPU µs/fwd pkt | fwd pkt/s | RSS MB | loss % | delay p50 ms | delay p99 ms | 1st key frame p50 ms';
+  const header = 'players | server CPU % (sys) | CPU µs/fwd pkt | fwd pkt/s | RSS MB | loss % | delay p50 ms | delay p99 ms | 1st key frame p50 ms';
   console.log(header);
   console.log(header.replace(/[^|]/g, '-'));
   for (const n of counts) {
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
       players.once('exit', (code) => reject(new Error(`players exited ${code}`)));
     });
     await new Promise((r) => setTimeout(r, 2000)); // settle
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = cpuTimes(pid);
     const out0 = await packetsOut(kiln.apiUrl);
     const t0 = now();
     players.send({ type: 'start' });
@@ -101,17 +102,18 @@ async function main(): Promise<void> {
       players.once('message', (m: { type: string; expected: number; received: number; delayP50: number; delayP99: number; firstKeyFrameMs: number[] }) => resolve(m));
       players.send({ type: 'stop' });
     });
-    const cpu1 = cpuSeconds(pid);
+    const cpu1 = cpuTimes(pid);
     const out1 = await packetsOut(kiln.apiUrl);
     const seconds = (now() - t0) / 1000;
     const rss = rssMb(pid);
     await new Promise((r) => players.once('exit', r));
     const forwarded = out1 - out0;
-    const cpu = cpu1 - cpu0;
+    const cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
+    const systemShare = cpu > 0 ? (cpu1.system - cpu0.system) / cpu : 0;
     const loss = result.expected > 0 ? (1 - result.received / result.expected) * 100 : NaN;
     const row = [
       String(n).padStart(7),
-      (cpu / seconds * 100).toFixed(1).padStart(14),
+      `${(cpu / seconds * 100).toFixed(1)} (${(systemShare * 100).toFixed(0)}% sys)`.padStart(14),
       (forwarded > 0 ? cpu * 1e6 / forwarded : NaN).toFixed(1).padStart(14),
       (forwarded / seconds).toFixed(0).padStart(9),
       rss.toFixed(0).padStart(6),

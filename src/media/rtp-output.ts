@@ -9,6 +9,7 @@
  * right, and answers the player's NACKs from its own history (references to the source packets, no
  * copies).
  */
+import { createCipheriv, type KeyObject } from 'node:crypto';
 import { RtpHeader, ntpTime, type GenericNack, type RTCRtpSender, type RtpPacket } from 'werift';
 import type { TrackOutput } from './forwarder.ts';
 import type { SessionCounters } from '../core/session.ts';
@@ -31,12 +32,32 @@ interface SenderInternals {
   stopped: boolean;
   runRtcp(): Promise<void>;
   dtlsTransport: {
-    srtp?: { encrypt(payload: Buffer, header: RtpHeader): Buffer };
-    iceTransport: { connection: { send(data: Buffer): Promise<void> } };
+    srtp?: SrtpSessionInternals;
+    iceTransport: { connection: IceConnectionInternals };
     bytesSent: number;
     packetsSent: number;
   };
 }
+
+interface SrtpSessionInternals {
+  encrypt(payload: Buffer, header: RtpHeader): Buffer;
+  localContext?: { profile: number; cipher?: { srtpSessionKey?: Buffer | KeyObject; srtpSessionSalt?: Buffer } };
+}
+
+interface IceConnectionInternals {
+  send(data: Buffer): Promise<void>;
+  canSendApplicationData(): boolean;
+  nominated?: {
+    remoteAddr: [string, number];
+    packetsSent: number;
+    bytesSent: number;
+    protocol: { transport?: { type?: string; closed?: boolean; socket?: { send(b: Buffer, port: number, address: string): void } } };
+  };
+}
+
+/** SRTP protection profile AEAD_AES_128_GCM (RFC 7714), what Chromium and werift agree on. */
+const AEAD_AES_128_GCM = 0x0007;
+const GCM_TAG = 16;
 
 const MID_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
 
@@ -45,6 +66,14 @@ export class RtpOutput implements TrackOutput {
   readonly #counters: SessionCounters;
   readonly #header = new RtpHeader();
   readonly #history: (RtpPacket | undefined)[] = new Array(HISTORY);
+  /** The header this output writes (12 bytes + its extension block); per packet only PT/M, seq, ts change. */
+  #template: Buffer | undefined;
+  /** AES-GCM key and salt when the transport negotiated AEAD_AES_128_GCM; else werift encrypts. */
+  #gcmKey: Buffer | KeyObject | undefined;
+  #gcmSalt: Buffer | undefined;
+  readonly #iv = Buffer.alloc(12);
+  #roc = 0;
+  #lastSeq = -1;
   #seqOffset = 0;
   #started = false;
   #lastMapping = 0;
@@ -92,31 +121,107 @@ export class RtpOutput implements TrackOutput {
     // The MID extension lets the player route packets before it has seen the SSRC (RFC 8843 §15).
     const mid = s.headerExtensions.find((e) => e.uri === MID_URI);
     if (mid && s.mid) header.extensions = [{ id: mid.id, payload: Buffer.from(s.mid) }];
+    this.#template = header.serialize(header.serializeSize);
+    const local = s.dtlsTransport.srtp?.localContext;
+    if (local?.profile === AEAD_AES_128_GCM && local.cipher?.srtpSessionKey && local.cipher.srtpSessionSalt?.length === 12) {
+      this.#gcmKey = local.cipher.srtpSessionKey;
+      this.#gcmSalt = local.cipher.srtpSessionSalt;
+    }
     // Start where werift's sender would have, so sequence numbers stay unpredictable (RFC 3550 §5.1).
     this.#seqOffset = ((s.sequenceNumber ?? Math.floor(Math.random() * 0xffff)) - firstSequenceNumber) & 0xffff;
     void s.runRtcp();
   }
 
-  #write(srtp: NonNullable<SenderInternals['dtlsTransport']['srtp']>, rtp: RtpPacket, seq: number): void {
-    const header = this.#header;
-    header.sequenceNumber = seq;
-    header.timestamp = rtp.header.timestamp;
-    header.marker = rtp.header.marker;
-    header.padding = false;
-    const transport = this.#sender.dtlsTransport;
+  #write(srtp: SrtpSessionInternals, rtp: RtpPacket, seq: number): void {
     let packet: Buffer;
     try {
-      packet = srtp.encrypt(rtp.payload, header);
+      packet = this.#gcmKey ? this.#encryptGcm(rtp, seq) : this.#encryptWerift(srtp, rtp, seq);
     } catch {
       this.errors++;
       return;
     }
+    const transport = this.#sender.dtlsTransport;
     transport.bytesSent += packet.length;
     transport.packetsSent++;
     const c = this.#counters;
     c.packetsOut++;
     c.bytesOut += packet.length;
-    transport.iceTransport.connection.send(packet).catch(this.#onSendError);
+    this.#transmit(transport.iceTransport.connection, packet);
+  }
+
+  /** Writes to the selected pair's UDP socket directly (werift's path is three promises deep). */
+  #transmit(connection: IceConnectionInternals, packet: Buffer): void {
+    const pair = connection.nominated;
+    const udp = pair?.protocol.transport;
+    if (!pair || !udp || udp.type !== 'udp' || !udp.socket) {
+      connection.send(packet).catch(this.#onSendError);
+      return;
+    }
+    // RFC 7675: no application data once consent has expired.
+    if (udp.closed || !connection.canSendApplicationData()) {
+      this.errors++;
+      return;
+    }
+    try {
+      udp.socket.send(packet, pair.remoteAddr[1], pair.remoteAddr[0]);
+      pair.packetsSent++;
+      pair.bytesSent += packet.length;
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /** The rollover counter for `seq` (RFC 3711 §3.3.1); `advance` for new packets, not resends. */
+  #rolloverFor(seq: number, advance: boolean): number {
+    if (this.#lastSeq < 0) {
+      this.#lastSeq = seq;
+      return this.#roc;
+    }
+    const last = this.#lastSeq;
+    const delta = ((seq - last + 0x8000) & 0xffff) - 0x8000;
+    let roc = this.#roc;
+    if (delta > 0 && seq < last) roc = (roc + 1) >>> 0;
+    else if (delta < 0 && seq > last) roc = (roc - 1) >>> 0;
+    if (advance && delta > 0) {
+      this.#roc = roc;
+      this.#lastSeq = seq;
+    }
+    return roc;
+  }
+
+  /** SRTP AEAD_AES_128_GCM (RFC 7714 §8): header as AAD, IV from SSRC, ROC and sequence number. */
+  #encryptGcm(rtp: RtpPacket, seq: number): Buffer {
+    const template = this.#template!;
+    const hlen = template.length;
+    const payload = rtp.payload;
+    const out = Buffer.allocUnsafe(hlen + payload.length + GCM_TAG);
+    template.copy(out, 0);
+    out[1] = (rtp.header.marker ? 0x80 : 0) | (template[1] & 0x7f);
+    out.writeUInt16BE(seq, 2);
+    out.writeUInt32BE(rtp.header.timestamp >>> 0, 4);
+    const roc = this.#rolloverFor(seq, true);
+    const iv = this.#iv;
+    const salt = this.#gcmSalt!;
+    iv.writeUInt16BE(0, 0);
+    iv.writeUInt32BE(this.#header.ssrc >>> 0, 2);
+    iv.writeUInt32BE(roc, 6);
+    iv.writeUInt16BE(seq, 10);
+    for (let i = 0; i < 12; i++) iv[i] ^= salt[i];
+    const cipher = createCipheriv('aes-128-gcm', this.#gcmKey!, iv);
+    cipher.setAAD(out.subarray(0, hlen));
+    const enc = cipher.update(payload);
+    enc.copy(out, hlen);
+    cipher.final();
+    cipher.getAuthTag().copy(out, hlen + payload.length);
+    return out;
+  }
+
+  #encryptWerift(srtp: SrtpSessionInternals, rtp: RtpPacket, seq: number): Buffer {
+    const header = this.#header;
+    header.sequenceNumber = seq;
+    header.timestamp = rtp.header.timestamp;
+    header.marker = rtp.header.marker;
+    return srtp.encrypt(rtp.payload, header);
   }
 
   readonly #onSendError = (): void => {
