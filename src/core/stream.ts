@@ -21,8 +21,16 @@ export interface TrackInfo {
   width: number;
   height: number;
   frameRate: number;
-  /** Measured bits per second over the last seconds. */
+  /** Measured bits per second over the last second. */
   bitrate: number;
+  /** Bits per second averaged since the track started. */
+  bitrateAvg: number;
+  /** Frames per second averaged since the track started (video). */
+  frameRateAvg: number;
+  /** Frames from the last key frame to the one before it (video); 0 until two were seen. */
+  keyFrameInterval: number;
+  /** Frames since the last key frame (video). */
+  framesSinceKeyFrame: number;
 }
 
 export interface StreamEvents {

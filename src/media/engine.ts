@@ -69,6 +69,8 @@ export class MediaEngine {
     const application = this.catalog.app(session.vhost, session.app);
     const stream = this.catalog.createStream(application, session.stream, 'WebRTC', session);
     stream.tracks = publisher.forwarder.tracks.map((t) => t.info);
+    // As OvenMediaEngine reports a WebRTC input: the signaling client's address.
+    stream.sourceUrl = `TCP://${session.remoteAddress}:${session.remotePort}`;
     this.#forwarders.set(stream, publisher.forwarder);
     return stream;
   }

@@ -27,7 +27,11 @@ export class ForwardTrack {
   #bytes = 0;
   #frames = 0;
   #lastTimestamp = -1;
+  #lastKeyTimestamp = -1;
   #windowStart = Date.now();
+  readonly #started = Date.now();
+  #totalBytes = 0;
+  #totalFrames = 0;
 
   constructor(index: number, kind: 'video' | 'audio', codec: RTCRtpCodecParameters) {
     this.codec = codec;
@@ -42,6 +46,10 @@ export class ForwardTrack {
       height: 0,
       frameRate: 0,
       bitrate: 0,
+      bitrateAvg: 0,
+      frameRateAvg: 0,
+      keyFrameInterval: 0,
+      framesSinceKeyFrame: 0,
     };
   }
 
@@ -53,8 +61,13 @@ export class ForwardTrack {
     if (ts !== this.#lastTimestamp) {
       this.#lastTimestamp = ts;
       this.#frames++;
+      this.info.framesSinceKeyFrame++;
     }
-    if (this.video !== undefined && isKeyFrame(this.video, payload)) {
+    // A key frame may be flagged on several of its packets (SPS, then IDR): count it once.
+    if (this.video !== undefined && ts !== this.#lastKeyTimestamp && isKeyFrame(this.video, payload)) {
+      this.#lastKeyTimestamp = ts;
+      if (this.keyFrames > 0) this.info.keyFrameInterval = this.info.framesSinceKeyFrame;
+      this.info.framesSinceKeyFrame = 0;
       this.keyFrames++;
       const size = keyFrameSize(this.video, payload);
       if (size) {
@@ -75,6 +88,11 @@ export class ForwardTrack {
     if (seconds <= 0) return;
     this.info.bitrate = Math.round((this.#bytes * 8) / seconds);
     if (this.info.kind === 'video') this.info.frameRate = Math.round((this.#frames / seconds) * 100) / 100;
+    this.#totalBytes += this.#bytes;
+    this.#totalFrames += this.#frames;
+    const total = (now - this.#started) / 1000;
+    this.info.bitrateAvg = Math.round((this.#totalBytes * 8) / total);
+    if (this.info.kind === 'video') this.info.frameRateAvg = Math.round((this.#totalFrames / total) * 100) / 100;
     this.#bytes = 0;
     this.#frames = 0;
     this.#windowStart = now;
@@ -114,7 +132,7 @@ export class Forwarder {
   }
 
   addTrack(kind: 'video' | 'audio', codec: RTCRtpCodecParameters): ForwardTrack {
-    const track = new ForwardTrack(this.tracks.length, kind, codec);
+    const track = new ForwardTrack(this.tracks.length + 1, kind, codec); // OME numbers input tracks from 1
     this.tracks.push(track);
     return track;
   }

@@ -35,7 +35,7 @@ export class WebRtcPublisher {
   readonly #maxBitrate: number;
   readonly #timeoutMs: number;
   readonly #videoSsrcs: number[] = [];
-  readonly #trackIndex = new Map<RTCRtpTransceiver, number>();
+  readonly #trackOf = new Map<RTCRtpTransceiver, ForwardTrack>();
   readonly #receivers: { transceiver: RTCRtpTransceiver; track: MediaStreamTrack }[] = [];
   readonly #onTick: ((now: number) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -105,7 +105,7 @@ export class WebRtcPublisher {
     for (const transceiver of this.pc.getTransceivers()) {
       const codec = transceiver.codecs[0];
       if (!codec || transceiver.direction === 'inactive') continue;
-      this.#trackIndex.set(transceiver, this.forwarder.addTrack(transceiver.kind as 'video' | 'audio', codec).info.id);
+      this.#trackOf.set(transceiver, this.forwarder.addTrack(transceiver.kind as 'video' | 'audio', codec));
     }
     if (this.forwarder.tracks.length === 0) {
       throw errors.noUsableCodec('No offered track has a codec Kiln can forward (VP8, VP9, H264, AV1, Opus)');
@@ -119,7 +119,7 @@ export class WebRtcPublisher {
     track.onReceiveRtp.subscribe((rtp) => {
       if (forwardTrack === undefined) {
         // The first packet binds the werift track to the forwarder's track of its transceiver.
-        forwardTrack = forwarder.tracks[this.#trackIndex.get(transceiver) ?? -1];
+        forwardTrack = this.#trackOf.get(transceiver);
         if (forwardTrack === undefined) return;
         if (track.kind === 'video' && track.ssrc !== undefined) {
           this.#videoSsrcs.push(track.ssrc);

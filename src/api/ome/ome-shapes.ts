@@ -30,36 +30,48 @@ export function appInfo(app: Application): Record<string, unknown> {
   };
 }
 
-function trackShape(t: TrackInfo): Record<string, unknown> {
-  const timebase = { num: 1, den: t.clockRate };
+/** A track as OME v0.20 serialises it (json_serdes/stream.cpp); OME itself never emits `timebase`. */
+function trackShape(t: TrackInfo, bypass: boolean): Record<string, unknown> {
   if (t.kind === 'video') {
     return {
       id: t.id,
-      name: `${t.codec}_${t.id}`,
+      name: 'Video',
       type: 'Video',
       video: {
-        bypass: true,
+        bypass,
         codec: t.codec,
         width: t.width,
         height: t.height,
+        bitrate: t.bitrate,
+        bitrateAvg: t.bitrateAvg,
+        bitrateConf: 0,
+        bitrateLatest: t.bitrate,
         framerate: t.frameRate,
-        bitrate: String(t.bitrate),
+        framerateAvg: t.frameRateAvg,
+        framerateConf: 0,
+        framerateLatest: t.frameRate,
         hasBframes: false,
-        timebase,
+        keyFrameInterval: t.keyFrameInterval,
+        keyFrameIntervalAvg: t.keyFrameInterval,
+        keyFrameIntervalConf: 0,
+        keyFrameIntervalLatest: t.keyFrameInterval,
+        deltaFramesSinceLastKeyFrame: t.framesSinceKeyFrame,
       },
     };
   }
   return {
     id: t.id,
-    name: `${t.codec}_${t.id}`,
+    name: 'Audio',
     type: 'Audio',
     audio: {
-      bypass: true,
+      bypass,
       codec: t.codec,
       samplerate: t.clockRate,
       channel: t.channels,
-      bitrate: String(t.bitrate),
-      timebase,
+      bitrate: t.bitrate,
+      bitrateAvg: t.bitrateAvg,
+      bitrateConf: 0,
+      bitrateLatest: t.bitrate,
     },
   };
 }
@@ -70,12 +82,19 @@ export function streamInfo(stream: Stream): Record<string, unknown> {
   const input: Record<string, unknown> = {
     createdTime: omeTime(stream.createdAt),
     sourceType: SOURCE_TYPE[stream.sourceType],
-    tracks: stream.tracks.map(trackShape),
+    tracks: stream.tracks.map((t) => trackShape(t, false)),
   };
   if (stream.sourceUrl) input.sourceUrl = stream.sourceUrl;
+  // Kiln forwards without transcoding: one output, every track bypassed, OME's WebRTC playlist.
+  const playlist = {
+    name: 'webrtc_default',
+    fileName: 'webrtc_default',
+    options: { webrtcAutoAbr: false, hlsChunklistPathDepth: -1, enableTsPackaging: false },
+    renditions: [{ name: 'default', videoVariantName: 'Video', audioVariantName: 'Audio' }],
+  };
   return {
     name: stream.name,
     input,
-    outputs: [{ name: stream.name, tracks: stream.tracks.map(trackShape) }],
+    outputs: [{ name: stream.name, tracks: stream.tracks.map((t) => trackShape(t, true)), playlists: [playlist] }],
   };
 }
