@@ -32,8 +32,8 @@ export function omeOpenApi(): object {
           type: 'object',
           properties: {
             id: { type: 'integer' }, name: { type: 'string' }, type: { type: 'string', enum: ['Video', 'Audio'] },
-            video: { type: 'object', properties: { codec: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' }, framerate: { type: 'number' }, bitrate: { type: 'string' }, bypass: { type: 'boolean' } } },
-            audio: { type: 'object', properties: { codec: { type: 'string' }, samplerate: { type: 'integer' }, channel: { type: 'integer' }, bitrate: { type: 'string' }, bypass: { type: 'boolean' } } },
+            video: { type: 'object', properties: { codec: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' }, framerate: { type: 'number' }, bitrate: { type: 'integer' }, keyFrameInterval: { type: 'number' }, bypass: { type: 'boolean' } } },
+            audio: { type: 'object', properties: { codec: { type: 'string' }, samplerate: { type: 'integer' }, channel: { type: 'integer' }, bitrate: { type: 'integer' }, bypass: { type: 'boolean' } } },
           },
         },
         Stream: {
