@@ -197,3 +197,19 @@ describe('metrics', () => {
     assert.match(text, /^kiln_forwarding_errors_total \d+$/m);
   });
 });
+
+describe('OpenAPI', () => {
+  test('the OpenAPI document describes every endpoint of the OME dialect', async () => {
+    const res = await fetch(`${kiln.apiUrl}/openapi.json`);
+    assert.equal(res.status, 200);
+    const doc = await res.json();
+    assert.match(doc.openapi, /^3\./);
+    for (const path of ['/v1/vhosts', '/v1/vhosts/{vhost}', '/v1/vhosts/{vhost}/apps', '/v1/vhosts/{vhost}/apps/{app}',
+      '/v1/vhosts/{vhost}/apps/{app}/streams', '/v1/vhosts/{vhost}/apps/{app}/streams/{stream}',
+      '/v1/vhosts/{vhost}/apps/{app}/streams/{stream}/sessions', '/v1/vhosts/{vhost}/apps/{app}/streams/{stream}/sessions/{session}']) {
+      assert.ok(doc.paths[path], `${path} is documented`);
+    }
+    assert.ok(doc.paths['/v1/vhosts/{vhost}/apps/{app}/streams/{stream}'].delete);
+    assert.ok(doc.paths['/v1/vhosts/{vhost}/apps/{app}/streams/{stream}/sessions/{session}'].delete);
+  });
+});
