@@ -3,7 +3,7 @@
  * loopback. Not part of the server.
  */
 import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
-import { useKeyObjects } from '../src/media/peer.ts';
+import { prepareLocal, useKeyObjects } from '../src/media/peer.ts';
 
 export const VP8 = () => new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] });
 export const OPUS = () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 });
@@ -36,6 +36,7 @@ export async function gathered(pc: RTCPeerConnection): Promise<void> {
 
 /** POSTs the local offer to a WHIP/WHEP endpoint and applies the answer. */
 export async function negotiate(pc: RTCPeerConnection, url: string, token?: string): Promise<string> {
+  prepareLocal(pc, false);
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   const res = await fetch(url, {

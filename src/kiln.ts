@@ -42,7 +42,12 @@ export class Kiln {
     this.store = new SqliteStore(config.dataDir);
     this.accessTokens = config.accessTokens.length > 0 ? config.accessTokens : [await this.#generatedToken(this.store)];
     const credentials = new Credentials(this.accessTokens);
-    this.engine = new MediaEngine({ catalog: this.catalog, ice: config.ice, publisherTimeoutMs: config.limits.publisherTimeoutMs });
+    this.engine = new MediaEngine({
+      catalog: this.catalog,
+      ice: config.ice,
+      publisherTimeoutMs: config.limits.publisherTimeoutMs,
+      errorCounter: this.metrics,
+    });
     this.signaling = new SignalingServer({
       host: config.signaling.host,
       port: config.signaling.port,
@@ -86,6 +91,7 @@ export class Kiln {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.catalog.closeAll('server-stopping');
+      this.engine?.close();
       await closingPeers();
       await Promise.allSettled([this.signaling?.stop(), this.api?.stop()]);
       await this.store?.close();

@@ -26,6 +26,10 @@ export interface MediaEngineOptions {
   ice: IceSettings;
   /** A publisher with no media for this long is gone, ms. */
   publisherTimeoutMs: number;
+  /** A connected player not heard from (RTCP) for this long is gone, ms. Default 10000. */
+  playerTimeoutMs?: number;
+  /** Where packets that could not be forwarded are counted (the metrics). */
+  errorCounter?: { forwardingErrors: number };
 }
 
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
@@ -41,6 +45,8 @@ export class MediaEngine {
   readonly catalog: Catalog;
   readonly #ice: IceSettings;
   readonly #timeoutMs: number;
+  readonly #errors: { forwardingErrors: number };
+  readonly #sweep: NodeJS.Timeout;
   readonly #forwarders = new WeakMap<Stream, Forwarder>();
   /** Peer connections by session id, for trickled candidates. */
   readonly #peers = new Map<string, WebRtcPublisher | WebRtcPlayer>();
@@ -49,6 +55,21 @@ export class MediaEngine {
     this.catalog = options.catalog;
     this.#ice = options.ice;
     this.#timeoutMs = options.publisherTimeoutMs;
+    this.#errors = options.errorCounter ?? { forwardingErrors: 0 };
+    const playerTimeout = options.playerTimeoutMs ?? 10_000;
+    // One sweep for all players: werift itself notices a vanished viewer only after ~30 s.
+    this.#sweep = setInterval(() => {
+      const now = Date.now();
+      for (const peer of this.#peers.values()) {
+        if (peer instanceof WebRtcPlayer && peer.session.state === 'active' && now - peer.lastHeard > playerTimeout) peer.session.close('timed-out');
+      }
+    }, 2000);
+    this.#sweep.unref();
+  }
+
+  /** Stops the engine's own timer (sessions are closed through the catalogue). */
+  close(): void {
+    clearInterval(this.#sweep);
   }
 
   #newPublisher(app: string, stream: string, client: ClientInfo): { publisher: WebRtcPublisher; vhost: string } {
@@ -58,7 +79,12 @@ export class MediaEngine {
     if (!application) throw errors.appNotFound('default', app);
     if (application.streams.has(stream)) throw errors.streamExists(application.vhost, app, stream);
     const session = new Session({ kind: 'publisher', vhost: application.vhost, app, stream, ...client });
-    const publisher = new WebRtcPublisher({ ice: this.#ice, session, timeoutMs: this.#timeoutMs });
+    const publisher = new WebRtcPublisher({
+      ice: this.#ice,
+      session,
+      timeoutMs: this.#timeoutMs,
+      onForwardingError: () => this.#errors.forwardingErrors++,
+    });
     session.setTeardown(() => publisher.close());
     this.#track(session, publisher);
     return { publisher, vhost: application.vhost };
@@ -129,7 +155,7 @@ export class MediaEngine {
       throw errors.sessionExists(sessionName);
     }
     const session = new Session({ id: sessionName, kind: 'player', vhost: application.vhost, app, stream: streamName, ...client });
-    const player = new WebRtcPlayer({ ice: this.#ice, session, forwarder });
+    const player = new WebRtcPlayer({ ice: this.#ice, session, forwarder, onForwardingErrors: (n) => (this.#errors.forwardingErrors += n) });
     session.setTeardown(() => player.close());
     this.#track(session, player);
     return { player, stream };

@@ -22,8 +22,13 @@ export class ForwardTrack {
   readonly codec: RTCRtpCodecParameters;
   readonly video: VideoCodecName | undefined;
   outputs: TrackOutput[] = [];
-  /** Set once a key frame has been seen, so late joiners know one will come on request. */
+  /** Key frames seen so far. */
   keyFrames = 0;
+  /**
+   * The source's latest RTCP sender report: its NTP↔RTP mapping, relayed to players so they keep
+   * audio and video in sync as the publisher captured them. A new object per report.
+   */
+  senderReport: { ntp: bigint; rtp: number } | undefined;
   #bytes = 0;
   #frames = 0;
   #lastTimestamp = -1;

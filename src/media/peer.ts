@@ -167,3 +167,15 @@ export function useKeyObjects(pc: RTCPeerConnection): void {
     }
   }
 }
+
+/**
+ * Readies a peer connection for its local description: no STUN query (werift falls back to a
+ * public Google STUN server even with `iceServers: []`, and waits up to 5 s for it while gathering;
+ * a server knows its own addresses), and, when answering, the DTLS server role (`a=setup:passive`),
+ * under which Chromium agrees to AEAD_AES_128_GCM rather than AES-CM with HMAC-SHA1.
+ * Call after setRemoteDescription (answering) or after adding transceivers (offering).
+ */
+export function prepareLocal(pc: RTCPeerConnection, answering: boolean): void {
+  for (const t of pc.iceTransports) (t as unknown as { connection: { stunServer?: unknown } }).connection.stunServer = undefined;
+  if (answering) for (const t of pc.dtlsTransports) t.role = 'server';
+}

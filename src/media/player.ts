@@ -6,7 +6,7 @@
 import type { RTCPeerConnection } from 'werift';
 import type { Forwarder, ForwardTrack } from './forwarder.ts';
 import { RtpOutput } from './rtp-output.ts';
-import { closePeerConnection, createPeerConnection, gatheringComplete, watchPeer, type IceSettings } from './peer.ts';
+import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLocal, watchPeer, type IceSettings } from './peer.ts';
 import { playerCodec } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
@@ -16,6 +16,8 @@ export interface PlayerOptions {
   ice: IceSettings;
   session: Session;
   forwarder: Forwarder;
+  /** Told, on close, how many packets could not be sent to this player. */
+  onForwardingErrors?: (count: number) => void;
 }
 
 export class WebRtcPlayer {
@@ -23,12 +25,16 @@ export class WebRtcPlayer {
   readonly session: Session;
   readonly #forwarder: Forwarder;
   readonly #outputs: { track: ForwardTrack; output: RtpOutput }[] = [];
+  readonly #onErrors: ((count: number) => void) | undefined;
+  /** Date.now() when the viewer was last heard from (RTCP); starts at creation. */
+  lastHeard = Date.now();
   #attached = false;
   #closed = false;
 
   constructor(options: PlayerOptions) {
     this.session = options.session;
     this.#forwarder = options.forwarder;
+    this.#onErrors = options.onForwardingErrors;
     const tracks = this.#forwarder.tracks;
     const video = tracks.filter((t) => t.info.kind === 'video').map((t) => playerCodec(t.codec));
     const audio = tracks.filter((t) => t.info.kind === 'audio').map((t) => playerCodec(t.codec));
@@ -37,12 +43,14 @@ export class WebRtcPlayer {
       const transceiver = this.pc.addTransceiver(track.info.kind, { direction: 'sendonly' });
       // One MediaStream id for all tracks (a=msid): players such as OvenPlayer need `streams[0]`.
       transceiver.sender.streamId = `kiln-${this.session.stream}`;
-      const output = new RtpOutput(transceiver.sender, this.session.counters);
+      const output = new RtpOutput(transceiver.sender, this.session.counters, track);
       transceiver.sender.onPictureLossIndication.subscribe(() => this.#forwarder.requestKeyFrame());
       this.#outputs.push({ track, output });
     }
     watchPeer(this.pc, () => {
       this.session.activate();
+      // Viewers send receiver reports about once a second: their silence means they are gone.
+      for (const t of this.pc.dtlsTransports) t.onRtcp.subscribe(() => (this.lastHeard = Date.now()));
       this.#attach();
     }, (reason) => this.session.close(reason));
   }
@@ -55,6 +63,7 @@ export class WebRtcPlayer {
     } catch (err) {
       throw errors.badRequest(`Invalid SDP offer: ${(err as Error).message}`);
     }
+    prepareLocal(this.pc, true);
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     this.#checkNegotiated();
@@ -64,6 +73,7 @@ export class WebRtcPlayer {
 
   /** OME signaling: the server offers, the viewer answers. */
   async offer(): Promise<string> {
+    prepareLocal(this.pc, false);
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     await gatheringComplete(this.pc);
@@ -104,10 +114,13 @@ export class WebRtcPlayer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    let errors = 0;
     for (const { track, output } of this.#outputs) {
       track.removeOutput(output);
       output.close();
+      errors += output.errors;
     }
+    if (errors > 0) this.#onErrors?.(errors);
     void closePeerConnection(this.pc);
   }
 }

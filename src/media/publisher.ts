@@ -6,12 +6,14 @@
 import {
   ReceiverEstimatedMaxBitrate,
   RtcpPayloadSpecificFeedback,
+  RtcpSrPacket,
+  type RtpPacket,
   type RTCPeerConnection,
   type RTCRtpTransceiver,
   type MediaStreamTrack,
 } from 'werift';
 import { Forwarder, type ForwardTrack } from './forwarder.ts';
-import { closePeerConnection, createPeerConnection, gatheringComplete, watchPeer, type IceSettings } from './peer.ts';
+import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLocal, watchPeer, type IceSettings } from './peer.ts';
 import { publisherAudioCodecs, publisherVideoCodecs } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
@@ -26,6 +28,8 @@ export interface PublisherOptions {
   timeoutMs?: number;
   /** Called once a second with the time, after track statistics are sampled. */
   onTick?: (now: number) => void;
+  /** Told of a packet that could not be forwarded (counted in the metrics). */
+  onForwardingError?: (err: unknown) => void;
 }
 
 export class WebRtcPublisher {
@@ -38,6 +42,7 @@ export class WebRtcPublisher {
   readonly #trackOf = new Map<RTCRtpTransceiver, ForwardTrack>();
   readonly #receivers: { transceiver: RTCRtpTransceiver; track: MediaStreamTrack }[] = [];
   readonly #onTick: ((now: number) => void) | undefined;
+  readonly #onError: (err: unknown) => void;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -46,6 +51,7 @@ export class WebRtcPublisher {
     this.#maxBitrate = options.maxBitrate ?? 4_000_000;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#onTick = options.onTick;
+    this.#onError = options.onForwardingError ?? (() => {});
     this.pc = createPeerConnection({ ice: options.ice, video: publisherVideoCodecs(), audio: publisherAudioCodecs() });
     this.forwarder = new Forwarder({ requestKeyFrame: () => this.#sendPli(), counters: this.session.counters });
     watchPeer(this.pc, () => this.session.activate(), (reason) => this.session.close(reason));
@@ -64,6 +70,7 @@ export class WebRtcPublisher {
     } catch (err) {
       throw errors.badRequest(`Invalid SDP offer: ${(err as Error).message}`);
     }
+    prepareLocal(this.pc, true);
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     this.#collectTracks();
@@ -77,6 +84,7 @@ export class WebRtcPublisher {
     this.pc.ontrack = ({ track, transceiver }) => this.#onTrack(track, transceiver);
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    prepareLocal(this.pc, false);
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     await gatheringComplete(this.pc);
@@ -116,7 +124,7 @@ export class WebRtcPublisher {
     this.#receivers.push({ transceiver, track });
     const forwarder = this.forwarder;
     let forwardTrack: ForwardTrack | undefined;
-    track.onReceiveRtp.subscribe((rtp) => {
+    const forward = (rtp: RtpPacket) => {
       if (forwardTrack === undefined) {
         // The first packet binds the werift track to the forwarder's track of its transceiver.
         forwardTrack = this.#trackOf.get(transceiver);
@@ -127,6 +135,19 @@ export class WebRtcPublisher {
         }
       }
       forwarder.push(forwardTrack, rtp);
+    };
+    // werift runs subscribers in turn and an exception skips the rest: nothing may escape here.
+    track.onReceiveRtp.subscribe((rtp) => {
+      try {
+        forward(rtp);
+      } catch (err) {
+        this.#onError(err);
+      }
+    });
+    transceiver.receiver.onRtcp.subscribe((packet) => {
+      if (packet.type !== RtcpSrPacket.type || !forwardTrack) return;
+      const sr = packet as RtcpSrPacket;
+      if (sr.ssrc === track.ssrc) forwardTrack.senderReport = { ntp: sr.senderInfo.ntpTimestamp, rtp: sr.senderInfo.rtpTimestamp };
     });
   }
 

@@ -10,13 +10,24 @@
  * copies).
  */
 import { createCipheriv, type KeyObject } from 'node:crypto';
-import { RtpHeader, ntpTime, type GenericNack, type RTCRtpSender, type RtpPacket } from 'werift';
-import type { TrackOutput } from './forwarder.ts';
+import { RtpHeader, type GenericNack, type RTCRtpSender, type RtpPacket } from 'werift';
+import type { ForwardTrack, TrackOutput } from './forwarder.ts';
 import type { SessionCounters } from '../core/session.ts';
 
 /** Packets kept for retransmission, per output (a power of two). */
 const HISTORY = 512;
-/** Refresh the NTP↔RTP mapping used in sender reports at most this often, ms. */
+/** Seconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_UNIX_OFFSET = 2208988800;
+
+/** The 64-bit NTP time of now (werift's own `ntpTime()` can be off by up to a second). */
+export function ntpNow(): bigint {
+  const ms = performance.timeOrigin + performance.now();
+  const seconds = Math.floor(ms / 1000);
+  const fraction = Math.floor(((ms - seconds * 1000) / 1000) * 0x100000000);
+  return (BigInt(seconds + NTP_UNIX_OFFSET) << 32n) | BigInt(fraction >>> 0);
+}
+
+/** Without a sender report from the source, refresh our own NTP↔RTP mapping at most this often, ms. */
 const SR_MAPPING_INTERVAL_MS = 100;
 
 interface SenderInternals {
@@ -64,6 +75,8 @@ const MID_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
 export class RtpOutput implements TrackOutput {
   readonly #sender: SenderInternals;
   readonly #counters: SessionCounters;
+  readonly #source: ForwardTrack;
+  #relayedReport: ForwardTrack['senderReport'];
   readonly #header = new RtpHeader();
   readonly #history: (RtpPacket | undefined)[] = new Array(HISTORY);
   /** The header this output writes (12 bytes + its extension block); per packet only PT/M, seq, ts change. */
@@ -81,9 +94,10 @@ export class RtpOutput implements TrackOutput {
   errors = 0;
   closed = false;
 
-  constructor(sender: RTCRtpSender, counters: SessionCounters) {
+  constructor(sender: RTCRtpSender, counters: SessionCounters, source: ForwardTrack) {
     this.#sender = sender as unknown as SenderInternals;
     this.#counters = counters;
+    this.#source = source;
     sender.onGenericNack.subscribe((nack) => this.#retransmit(nack));
   }
 
@@ -103,11 +117,22 @@ export class RtpOutput implements TrackOutput {
     s.sequenceNumber = seq;
     s.packetCount = (s.packetCount + 1) >>> 0;
     s.octetCount = (s.octetCount + rtp.payload.length) >>> 0;
-    const now = Date.now();
-    if (now - this.#lastMapping >= SR_MAPPING_INTERVAL_MS) {
-      this.#lastMapping = now;
-      s.ntpTimestamp = ntpTime();
-      s.rtpTimestamp = src.timestamp;
+    // Sender reports: relay the source's NTP↔RTP mapping (timestamps pass through unchanged), so
+    // players sync audio and video as captured; until the source reports, map arrival times.
+    const report = this.#source.senderReport;
+    if (report !== undefined) {
+      if (report !== this.#relayedReport) {
+        this.#relayedReport = report;
+        s.ntpTimestamp = report.ntp;
+        s.rtpTimestamp = report.rtp;
+      }
+    } else {
+      const now = Date.now();
+      if (now - this.#lastMapping >= SR_MAPPING_INTERVAL_MS) {
+        this.#lastMapping = now;
+        s.ntpTimestamp = ntpNow();
+        s.rtpTimestamp = src.timestamp;
+      }
     }
   }
 
@@ -231,7 +256,9 @@ export class RtpOutput implements TrackOutput {
   #retransmit(nack: GenericNack): void {
     const srtp = this.#sender.dtlsTransport.srtp;
     if (!srtp || this.closed) return;
-    for (const seq of nack.lost) {
+    for (const lost of nack.lost) {
+      // werift's NACK parser does not wrap past 65535.
+      const seq = lost & 0xffff;
       const rtp = this.#history[seq & (HISTORY - 1)];
       if (rtp && ((rtp.header.sequenceNumber + this.#seqOffset) & 0xffff) === seq) this.#write(srtp, rtp, seq);
     }

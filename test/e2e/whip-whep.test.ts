@@ -140,6 +140,15 @@ describe('WHIP publish and WHEP play in Chromium', () => {
     assert.deepEqual(res, { status: 404, body: { message: 'Not Found', response: 'Could not find the session', statusCode: 404 } });
   });
 
+  test('a player that vanishes without a goodbye is dropped within 15 s', async () => {
+    const gone = await play('cam', 'vanishing');
+    await waitFor(() => decoded(gone), (s) => s.framesDecoded > 5, 15_000);
+    await gone.close(); // a closed tab sends nothing more
+    const sessions = await waitFor(() => api('/v1/vhosts/default/apps/app/streams/cam/sessions'),
+      (r) => !r.body.response.includes('vanishing'), 15_000);
+    assert.ok(!sessions.body.response.includes('vanishing'));
+  });
+
   test('the publisher holds its bitrate (REMB from the server)', async () => {
     const out = await waitFor(() => publisher.evaluate(async () => {
       const pc = (window as unknown as { kilnPublisher: RTCPeerConnection }).kilnPublisher;
