@@ -58,3 +58,44 @@ export function videoCodecName(mimeType: string): VideoCodecName | undefined {
   const name = codecName(mimeType);
   return name === 'VP8' || name === 'VP9' || name === 'H264' || name === 'H265' || name === 'AV1' ? name : undefined;
 }
+
+/** The codecs an SDP offers for `kind`, in the offerer's order of preference (RFC 3264 §6.1). */
+export function offeredCodecs(sdp: string, kind: 'video' | 'audio'): { name: string; clockRate: number; fmtp: string }[] {
+  const out: { name: string; clockRate: number; fmtp: string }[] = [];
+  const sections = sdp.split(/\r?\n(?=m=)/);
+  for (const section of sections) {
+    const m = new RegExp(`^m=${kind} \\S+ \\S+ ([\\d ]+)`).exec(section);
+    if (!m) continue;
+    for (const pt of m[1].trim().split(/\s+/)) {
+      const rtpmap = new RegExp(`^a=rtpmap:${pt} ([^/\\s]+)/(\\d+)`, 'm').exec(section);
+      if (!rtpmap) continue;
+      const fmtp = new RegExp(`^a=fmtp:${pt} (.*)$`, 'm').exec(section)?.[1]?.trim() ?? '';
+      out.push({ name: rtpmap[1].toUpperCase(), clockRate: Number(rtpmap[2]), fmtp });
+    }
+  }
+  return out;
+}
+
+function fmtpValue(fmtp: string, key: string): string | undefined {
+  return new RegExp(`(?:^|;)\\s*${key}=([^;]*)`, 'i').exec(fmtp)?.[1]?.trim().toLowerCase();
+}
+
+/**
+ * `supported` reordered to follow the offer's preference, so that the answer picks what the client
+ * prefers among what Kiln forwards (werift would otherwise pick by its own order). H.264 entries
+ * match on packetization mode and profile (the first four hex digits of profile-level-id).
+ */
+export function preferOffered(supported: RTCRtpCodecParameters[], offer: { name: string; clockRate: number; fmtp: string }[]): RTCRtpCodecParameters[] {
+  const ordered: RTCRtpCodecParameters[] = [];
+  for (const o of offer) {
+    const match = supported.find((c) => {
+      if (ordered.includes(c) || codecName(c.mimeType) !== o.name || c.clockRate !== o.clockRate) return false;
+      if (o.name !== 'H264') return true;
+      const mode = (f: string) => fmtpValue(f, 'packetization-mode') ?? '0';
+      const profile = (f: string) => (fmtpValue(f, 'profile-level-id') ?? '42001f').slice(0, 4);
+      return mode(c.parameters ?? '') === mode(o.fmtp) && profile(c.parameters ?? '') === profile(o.fmtp);
+    });
+    if (match) ordered.push(match);
+  }
+  return [...ordered, ...supported.filter((c) => !ordered.includes(c))];
+}

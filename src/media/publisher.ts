@@ -14,7 +14,7 @@ import {
 } from 'werift';
 import { Forwarder, type ForwardTrack } from './forwarder.ts';
 import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLocal, watchPeer, type IceSettings } from './peer.ts';
-import { publisherAudioCodecs, publisherVideoCodecs } from './codecs.ts';
+import { offeredCodecs, preferOffered, publisherAudioCodecs, publisherVideoCodecs } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import { validateSdp } from './sdp.ts';
@@ -63,6 +63,10 @@ export class WebRtcPublisher {
    */
   async answer(offer: string): Promise<string> {
     validateSdp(offer);
+    // Answer with the client's preferred codec among ours.
+    const codecs = this.pc.config.codecs;
+    codecs.video = preferOffered(codecs.video ?? [], offeredCodecs(offer, 'video'));
+    codecs.audio = preferOffered(codecs.audio ?? [], offeredCodecs(offer, 'audio'));
     // werift fires `track` inside setRemoteDescription: subscribe first.
     this.pc.ontrack = ({ track, transceiver }) => this.#onTrack(track, transceiver);
     try {

@@ -21,9 +21,9 @@ const api = async (path: string, method = 'GET') => {
   return { status: res.status, body: await res.json() };
 };
 
-async function publish(stream: string): Promise<Page> {
+async function publish(stream: string, codec?: string): Promise<Page> {
   const page = await chromium.browser.newPage();
-  await page.goto(`${kiln.signalingUrl}/publish.html?autostart=1&stream=${stream}&token=${kiln.password}`);
+  await page.goto(`${kiln.signalingUrl}/publish.html?autostart=1&stream=${stream}&token=${kiln.password}${codec ? `&codec=${codec}` : ''}`);
   const status = await waitFor(() => page.textContent('#status'), (s) => s === 'connection: connected' || /WHIP|Error/.test(s ?? ''), 15_000);
   assert.equal(status, 'connection: connected');
   return page;
@@ -188,4 +188,25 @@ describe('WHIP publish and WHEP play in Chromium', () => {
     const state = await waitFor(() => connectionState(v, 'kilnPlayer'), (s) => s !== 'connected', 10_000);
     assert.notEqual(state, 'connected');
   });
+});
+
+describe('every forwarded video codec plays', () => {
+  for (const codec of ['H264', 'VP9']) {
+    test(`${codec} published with WHIP is decoded by a WHEP player`, async () => {
+      const stream = `codec-${codec.toLowerCase()}`;
+      const p = await publish(stream, codec);
+      const v = await play(stream);
+      const stats = await waitFor(() => decoded(v), (s) => s.framesDecoded > 10, 15_000);
+      assert.ok(stats.framesDecoded > 10 && stats.frameWidth > 0, `${codec}: ${JSON.stringify(stats)}`);
+      const videoTrack = (r: { body: { response: { input: { tracks: { type: string; video: { width: number } }[] } } } }) =>
+        r.body.response.input.tracks.find((t) => t.type === 'Video')!;
+      const info = await waitFor(() => api(`/v1/vhosts/default/apps/app/streams/${stream}`), (r) => videoTrack(r).video.width > 0, 5_000);
+      const video = videoTrack(info) as unknown as { video: { codec: string; width: number; height: number } };
+      assert.equal(video.video.codec, codec);
+      assert.ok(video.video.width > 0 && video.video.height > 0, `${codec} picture size read from the bitstream`);
+      await p.close();
+      await v.close();
+      await api(`/v1/vhosts/default/apps/app/streams/${stream}`, 'DELETE');
+    });
+  }
 });
