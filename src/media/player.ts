@@ -10,7 +10,7 @@ import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLo
 import { playerCodec } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
-import { validateSdp } from './sdp.ts';
+import { isMdnsCandidate, stripMdnsCandidates, validateSdp } from './sdp.ts';
 
 export interface PlayerOptions {
   ice: IceSettings;
@@ -59,7 +59,7 @@ export class WebRtcPlayer {
   async answer(offer: string): Promise<string> {
     validateSdp(offer);
     try {
-      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: stripMdnsCandidates(offer) });
     } catch (err) {
       throw errors.badRequest(`Invalid SDP offer: ${(err as Error).message}`);
     }
@@ -83,7 +83,7 @@ export class WebRtcPlayer {
   async accept(answer: string): Promise<void> {
     validateSdp(answer);
     try {
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: stripMdnsCandidates(answer) });
     } catch (err) {
       throw errors.badRequest(`Invalid SDP answer: ${(err as Error).message}`);
     }
@@ -91,6 +91,7 @@ export class WebRtcPlayer {
   }
 
   async addCandidate(candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    if (isMdnsCandidate(candidate.candidate)) return;
     await this.pc.addIceCandidate(candidate as never);
   }
 

@@ -17,7 +17,7 @@ import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLo
 import { offeredCodecs, preferOffered, publisherAudioCodecs, publisherVideoCodecs } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
-import { validateSdp } from './sdp.ts';
+import { isMdnsCandidate, stripMdnsCandidates, validateSdp } from './sdp.ts';
 
 export interface PublisherOptions {
   ice: IceSettings;
@@ -70,7 +70,7 @@ export class WebRtcPublisher {
     // werift fires `track` inside setRemoteDescription: subscribe first.
     this.pc.ontrack = ({ track, transceiver }) => this.#onTrack(track, transceiver);
     try {
-      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: stripMdnsCandidates(offer) });
     } catch (err) {
       throw errors.badRequest(`Invalid SDP offer: ${(err as Error).message}`);
     }
@@ -99,7 +99,7 @@ export class WebRtcPublisher {
   async accept(answer: string): Promise<void> {
     validateSdp(answer);
     try {
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: stripMdnsCandidates(answer) });
     } catch (err) {
       throw errors.badRequest(`Invalid SDP answer: ${(err as Error).message}`);
     }
@@ -109,6 +109,7 @@ export class WebRtcPublisher {
 
   /** Adds a trickled remote candidate. */
   async addCandidate(candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    if (isMdnsCandidate(candidate.candidate)) return;
     await this.pc.addIceCandidate(candidate as never);
   }
 

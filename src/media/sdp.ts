@@ -27,3 +27,17 @@ export function validateSdp(sdp: unknown): asserts sdp is string {
   if (!lines.some((l) => l.startsWith('a=ice-ufrag:'))) throw errors.badRequest('SDP has no ICE credentials (a=ice-ufrag)');
   if (!lines.some((l) => l.startsWith('a=fingerprint:'))) throw errors.badRequest('SDP has no DTLS fingerprint (a=fingerprint)');
 }
+
+/** Whether an ICE candidate line names an mDNS host (`….local`, RFC 8838-era browser privacy). */
+export function isMdnsCandidate(candidate: string): boolean {
+  return /^(a=)?candidate:\S+ \d+ \S+ \d+ \S+\.local /i.test(candidate.trim());
+}
+
+/**
+ * Drops mDNS host candidates from a remote SDP. Resolving them would send multicast queries on the
+ * server's network (werift does, through multicast-dns); the browser reaches the server's own
+ * candidates anyway and is then learned as a peer-reflexive candidate (RFC 8445 §7.3.1.3).
+ */
+export function stripMdnsCandidates(sdp: string): string {
+  return sdp.split(/(?<=\n)/).filter((line) => !isMdnsCandidate(line)).join('');
+}
