@@ -51,7 +51,8 @@ test('whip.js publishes with trickled candidates and whep.js plays', async () =>
   });
   await publisher.goto(siteUrl);
   await publisher.evaluate(async ({ url, token }) => {
-    const { WHIPClient } = await import('/whip.js');
+    const lib = '/whip.js'; // served by the test's own site, not a module TypeScript can see
+    const { WHIPClient } = await import(lib);
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
@@ -66,7 +67,8 @@ test('whip.js publishes with trickled candidates and whep.js plays', async () =>
   const viewer = await chromium.browser.newPage();
   await viewer.goto(siteUrl);
   await viewer.evaluate(async (url) => {
-    const { WHEPClient } = await import('/whep.js');
+    const lib = '/whep.js';
+    const { WHEPClient } = await import(lib);
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     (window as unknown as Record<string, unknown>).view = pc;
     pc.addTransceiver('audio');
