@@ -25,6 +25,7 @@ let delayCount = 0;
 let measuring = false;
 const firstKeyFrameMs: number[] = [];
 const peers: RTCPeerConnection[] = [];
+const resources: string[] = [];
 
 function counter(): Counter {
   const c = { received: 0, first: 0, last: 0, cycles: 0, started: false };
@@ -71,7 +72,7 @@ async function player(): Promise<void> {
       if (p.length >= 8 && delayCount < delays.length) delays[delayCount++] = t - p.readDoubleBE(p.length - 8);
     });
   };
-  await negotiate(pc, url);
+  resources.push(new URL(await negotiate(pc, url), url).href);
   await connected(pc);
 }
 
@@ -98,8 +99,11 @@ async function main(): Promise<void> {
       const sorted = delays.subarray(0, delayCount).sort();
       const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
       process.send!({ type: 'result', firstKeyFrameMs, expected, received, delayP50: pick(0.5), delayP99: pick(0.99), samples: delayCount });
-      for (const pc of peers) void pc.close();
-      setTimeout(() => process.exit(0), 500);
+      // Leave as a WHEP client should: DELETE the session, then close.
+      void Promise.allSettled(resources.map((r) => fetch(r, { method: 'DELETE' }))).then(() => {
+        for (const pc of peers) void pc.close();
+        setTimeout(() => process.exit(0), 300);
+      });
     }
   });
 }

@@ -4,19 +4,28 @@
  * per N: server CPU per second, CPU µs per forwarded packet, RSS, loss at the players, forwarding
  * delay p50/p99 (publisher send → player receive) and WHEP POST → first key frame p50.
  *
- *   npm run bench:fanout -- [N,N,...] [--seconds S]      (default 1,10,50,100,200; 10 s each)
+ *   npm run bench:fanout -- [N,N,...] [--seconds S] [--players ndc|werift]
+ *
+ * (default 1,10,50,100,200; 10 s each; players on node-datachannel, `fanout-players-ndc.ts`, which
+ * costs far less CPU than the werift players of `fanout-players.ts`).
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { RtpPacket } from 'werift';
 import { startKiln } from '../test/helpers/kiln-process.ts';
 import { loadFixture } from './fixture.ts';
+import { isKeyFrame } from '../src/media/bitstream.ts';
 import { benchPeer, connected, negotiate } from './peers.ts';
 
 const args = process.argv.slice(2);
 const counts = (args.find((a) => /^\d+(,\d+)*$/.test(a)) ?? '1,10,50,100,200').split(',').map(Number);
 const secondsIdx = args.indexOf('--seconds');
 const WINDOW_S = secondsIdx >= 0 ? Number(args[secondsIdx + 1]) : 10;
+const playersIdx = args.indexOf('--players');
+const PLAYERS = playersIdx >= 0 ? args[playersIdx + 1] : 'ndc';
+const PLAYERS_SCRIPTS: Record<string, string> = { ndc: './fanout-players-ndc.ts', werift: './fanout-players.ts' };
+if (!PLAYERS_SCRIPTS[PLAYERS]) throw new Error(`--players ${PLAYERS}: expected ndc or werift`);
+const PLAYERS_SCRIPT = PLAYERS_SCRIPTS[PLAYERS];
 const now = () => performance.timeOrigin + performance.now();
 const TICK = 100; // USER_HZ on Linux
 
@@ -56,20 +65,38 @@ async function main(): Promise<void> {
   await negotiate(pub, `${kiln.signalingUrl}/app/${stream}?direction=whip`, kiln.password);
   await connected(pub);
   const duration = records[records.length - 1].at + 1 / 30;
+  // Where key frames start in the fixture: a PLI makes the replay jump to the next one, as a live
+  // encoder would answer it with a fresh key frame (no encoder runs during the measurement).
+  const keyFrames = records.map((r, i) => (r.kind === 'video' && isKeyFrame('VP8', RtpPacket.deSerialize(r.packet).payload) ? i : -1)).filter((i) => i >= 0);
+  let keyRequested = false;
+  video.sender.onPictureLossIndication.subscribe(() => (keyRequested = true));
   const start = now();
   let next = 0;
   let loop = 0;
+  /** Seconds of the fixture skipped by jumps to key frames; due time = loop·duration + at − skipped. */
+  let skipped = 0;
   const seq = { video: 0, audio: 0 };
   const stamp = Buffer.alloc(8);
   const pump = setInterval(() => {
     const elapsed = (now() - start) / 1000;
+    if (keyRequested) {
+      keyRequested = false;
+      const k = keyFrames.find((i) => i >= next) ?? keyFrames[0];
+      const wraps = k < next ? 1 : 0;
+      const due = (loop + wraps) * duration + records[k].at - skipped;
+      skipped += Math.max(0, due - elapsed);
+      next = k;
+      loop += wraps;
+    }
     while (true) {
       const r = records[next];
-      if (loop * duration + r.at > elapsed) break;
+      const due = loop * duration + r.at - skipped;
+      if (due > elapsed) break;
       const rtp = RtpPacket.deSerialize(r.packet);
       const rate = r.kind === 'video' ? 90000 : 48000;
       rtp.header.sequenceNumber = seq[r.kind]++ & 0xffff;
-      rtp.header.timestamp = (rtp.header.timestamp + Math.round(loop * duration * rate)) >>> 0;
+      // RTP time follows the replay clock, so jumps keep timestamps continuous.
+      rtp.header.timestamp = Math.round(due * rate) >>> 0;
       stamp.writeDoubleBE(now());
       rtp.payload = Buffer.concat([rtp.payload, stamp]);
       void (r.kind === 'video' ? video : audio).sender.sendRtp(rtp).catch(() => {});
@@ -79,7 +106,6 @@ async function main(): Promise<void> {
       }
     }
   }, 2);
-  // Answer the server's PLIs with nothing: the fixture has a key frame every 2 s.
   await new Promise((r) => setTimeout(r, 1000));
 
   const rows: string[] = [];
@@ -87,7 +113,7 @@ async function main(): Promise<void> {
   console.log(header);
   console.log(header.replace(/[^|]/g, '-'));
   for (const n of counts) {
-    const players = fork(new URL('./fanout-players.ts', import.meta.url).pathname, [`${kiln.signalingUrl}/app/${stream}?direction=whep`, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const players = fork(new URL(PLAYERS_SCRIPT, import.meta.url).pathname, [`${kiln.signalingUrl}/app/${stream}?direction=whep`, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       players.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? resolve() : reject(new Error(m.message))));
       players.once('exit', (code) => reject(new Error(`players exited ${code}`)));
