@@ -148,9 +148,11 @@ export class RtpOutput implements TrackOutput {
     if (mid && s.mid) header.extensions = [{ id: mid.id, payload: Buffer.from(s.mid) }];
     this.#template = header.serialize(header.serializeSize);
     const local = s.dtlsTransport.srtp?.localContext;
-    if (local?.profile === AEAD_AES_128_GCM && local.cipher?.srtpSessionKey && local.cipher.srtpSessionSalt?.length === 12) {
+    // werift derives a 14-byte session salt for every profile; GCM uses its first 12 (RFC 7714 §8.1).
+    const salt = local?.cipher?.srtpSessionSalt;
+    if (local?.profile === AEAD_AES_128_GCM && local.cipher?.srtpSessionKey && salt && salt.length >= 12) {
       this.#gcmKey = local.cipher.srtpSessionKey;
-      this.#gcmSalt = local.cipher.srtpSessionSalt;
+      this.#gcmSalt = salt.subarray(0, 12);
     }
     // Start where werift's sender would have, so sequence numbers stay unpredictable (RFC 3550 §5.1).
     this.#seqOffset = ((s.sequenceNumber ?? Math.floor(Math.random() * 0xffff)) - firstSequenceNumber) & 0xffff;
