@@ -115,7 +115,7 @@ export class ForwardTrack {
 export interface ForwarderOptions {
   /** Asks the source for a key frame (PLI/FIR). */
   requestKeyFrame: () => void;
-  /** Shortest gap between two key-frame requests sent to the source, ms. Default 500. */
+  /** Shortest gap between two key-frame requests sent to the source, ms. Default 300. */
   keyFrameIntervalMs?: number;
   /** Counters of the source session, updated per packet. */
   counters: SessionCounters;
@@ -132,7 +132,7 @@ export class Forwarder {
 
   constructor(options: ForwarderOptions) {
     this.#requestKeyFrame = options.requestKeyFrame;
-    this.#interval = options.keyFrameIntervalMs ?? 500;
+    this.#interval = options.keyFrameIntervalMs ?? 300;
     this.#counters = options.counters;
   }
 
