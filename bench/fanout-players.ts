@@ -4,7 +4,7 @@
  * performance.timeOrigin + now), so forwarding delay is measured end to end. Talks to the parent
  * over IPC: `start` resets the counters, `stop` reports and exits.
  */
-import { benchPeer, connected, negotiate } from './peers.ts';
+import { loopbackPeer, connected, negotiate } from '../test/helpers/werift-peer.ts';
 import type { RTCPeerConnection } from 'werift';
 
 const [url, countArg] = process.argv.slice(2);
@@ -34,7 +34,7 @@ function counter(): Counter {
 }
 
 async function player(): Promise<void> {
-  const pc = benchPeer();
+  const pc = loopbackPeer();
   peers.push(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });

@@ -15,7 +15,7 @@ import { RtpPacket } from 'werift';
 import { startKiln } from '../test/helpers/kiln-process.ts';
 import { loadFixture } from './fixture.ts';
 import { isKeyFrame } from '../src/media/bitstream.ts';
-import { benchPeer, connected, negotiate } from './peers.ts';
+import { loopbackPeer, connected, negotiate } from '../test/helpers/werift-peer.ts';
 
 const args = process.argv.slice(2);
 const counts = (args.find((a) => /^\d+(,\d+)*$/.test(a)) ?? '1,10,50,100,200').split(',').map(Number);
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   const pid = kiln.child.pid!;
   const stream = `bench${Date.now()}`;
   // Publisher: werift, WHIP, replaying the fixture in real time, looped.
-  const pub = benchPeer();
+  const pub = loopbackPeer();
   const video = pub.addTransceiver('video', { direction: 'sendonly' });
   const audio = pub.addTransceiver('audio', { direction: 'sendonly' });
   await negotiate(pub, `${kiln.signalingUrl}/app/${stream}?direction=whip`, kiln.password);

@@ -13,7 +13,7 @@ import pino from 'pino';
 import { RtpHeader, RtpPacket } from 'werift';
 import { defaultConfig } from '../../src/config/config.ts';
 import { Kiln } from '../../src/kiln.ts';
-import { benchPeer, connected, negotiate } from '../../bench/peers.ts';
+import { loopbackPeer, connected, negotiate } from '../helpers/werift-peer.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -34,7 +34,7 @@ test('a stop with a publisher and a player connected leaves no timer, socket or 
   await kiln.start();
   const base = `http://127.0.0.1:${kiln.signaling!.port}/app/life`;
 
-  const publisher = benchPeer();
+  const publisher = loopbackPeer();
   const video = publisher.addTransceiver('video', { direction: 'sendonly' });
   await negotiate(publisher, `${base}?direction=whip`, 'pw');
   await connected(publisher);
@@ -44,7 +44,7 @@ test('a stop with a publisher and a player connected leaves no timer, socket or 
     const payload = Buffer.from([0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01, 0, 0, 0]);
     void video.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: seq++ & 0xffff, timestamp: seq * 3000, payloadType: 96, marker: true }), payload)).catch(() => {});
   }, 20);
-  const player = benchPeer();
+  const player = loopbackPeer();
   player.addTransceiver('video', { direction: 'recvonly' });
   let received = 0;
   player.ontrack = ({ track }) => track.onReceiveRtp.subscribe(() => received++);

@@ -14,7 +14,7 @@ import {
 } from 'werift';
 import { defaultConfig } from '../../src/config/config.ts';
 import { Kiln } from '../../src/kiln.ts';
-import { benchPeer, connected, negotiate } from '../../bench/peers.ts';
+import { loopbackPeer, connected, negotiate } from '../helpers/werift-peer.ts';
 
 let kiln: Kiln;
 let dataDir: string;
@@ -32,7 +32,7 @@ before(async () => {
   config.signaling = { host: '127.0.0.1', port: 0 };
   kiln = new Kiln(config, pino({ level: 'silent' }));
   await kiln.start();
-  publisher = benchPeer();
+  publisher = loopbackPeer();
   video = publisher.addTransceiver('video', { direction: 'sendonly' });
   video.sender.onPictureLossIndication.subscribe(() => plisAtPublisher++);
   await negotiate(publisher, `${base()}?direction=whip`, 'pw');
@@ -56,7 +56,7 @@ after(async () => {
 const base = () => `http://127.0.0.1:${kiln.signaling!.port}/app/rtcp`;
 
 async function player(): Promise<{ pc: RTCPeerConnection; seen: Map<number, number>; ssrc: () => number }> {
-  const pc = benchPeer();
+  const pc = loopbackPeer();
   peers.push(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   const seen = new Map<number, number>();

@@ -1,14 +1,14 @@
 /**
- * Headless WebRTC peers for the benchmarks: a WHIP publisher and WHEP players built on werift, on
+ * Headless werift peers for tests and benchmarks: a WHIP publisher and WHEP players, on
  * loopback. Not part of the server.
  */
 import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
-import { prepareLocal, useKeyObjects } from '../src/media/peer.ts';
+import { prepareLocal, useKeyObjects } from '../../src/media/peer.ts';
 
 export const VP8 = () => new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] });
 export const OPUS = () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 });
 
-export function benchPeer(): RTCPeerConnection {
+export function loopbackPeer(): RTCPeerConnection {
   return new RTCPeerConnection({
     iceServers: [],
     iceUseIpv6: false,
