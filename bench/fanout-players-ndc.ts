@@ -13,10 +13,10 @@
  * (a float64 of performance.timeOrigin + now).
  */
 import { Audio, PeerConnection, RtcpReceivingSession, Video, cleanup, initLogger, type LogLevel, type Track } from 'node-datachannel';
+import { PlayerStats, now } from './player-stats.ts';
 
 const [url, countArg] = process.argv.slice(2);
 const count = Number(countArg);
-const now = () => performance.timeOrigin + performance.now();
 const VP8_PT = 96;
 const OPUS_PT = 111;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -24,19 +24,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 // KILN_NDC_LOG=Verbose|Debug|Info|Warning|Error|Fatal shows libdatachannel's log on stderr.
 initLogger((process.env.KILN_NDC_LOG as LogLevel | undefined) ?? 'Error', (level, message) => console.error(`[ndc ${level} ${performance.now().toFixed(0)}] ${message}`));
 
-interface Counter {
-  received: number;
-  first: number;
-  last: number;
-  cycles: number;
-  started: boolean;
-}
-
-const counters: Counter[] = [];
-const delays = new Float64Array(4_000_000);
-let delayCount = 0;
-let measuring = false;
-const firstKeyFrameMs: number[] = [];
+const stats = new PlayerStats();
 const peers: PeerConnection[] = [];
 // The Track objects must stay reachable: a collected TrackWrapper closes its native track.
 const tracks: Track[] = [];
@@ -47,12 +35,6 @@ const answerMs: number[] = [];
 const connectMs: number[] = [];
 let rtcpPackets = 0; // RTCP that reached onMessage (none while RtcpReceivingSession takes it)
 let badPackets = 0;
-
-function counter(): Counter {
-  const c = { received: 0, first: 0, last: 0, cycles: 0, started: false };
-  counters.push(c);
-  return c;
-}
 
 /** True when the VP8 payload at p[off, end) starts a key frame (RFC 7741 descriptor + VP8 header). */
 function vp8KeyFrame(p: Buffer, off: number, end: number): boolean {
@@ -89,7 +71,7 @@ function player(index: number): Promise<void> {
   const receive = (track: Track, kind: 'video' | 'audio') => {
     tracks.push(track);
     track.setMediaHandler(new RtcpReceivingSession());
-    const c = counter();
+    const c = stats.track();
     const pt = kind === 'video' ? VP8_PT : OPUS_PT;
     track.onMessage((b) => {
       const t = now();
@@ -125,22 +107,9 @@ function player(index: number): Promise<void> {
       }
       if (kind === 'video' && !gotKey && vp8KeyFrame(b, off, end)) {
         gotKey = true;
-        firstKeyFrameMs.push(t - t0);
+        stats.firstKeyFrameMs.push(t - t0);
       }
-      if (!measuring) return;
-      const seq = (b[2] << 8) | b[3];
-      if (!c.started) {
-        c.started = true;
-        c.first = seq;
-        c.last = seq;
-      } else if (seq < 0x1000 && c.last > 0xf000) {
-        c.cycles++; // wrapped
-        c.last = seq;
-      } else if (seq > c.last && !(seq > 0xf000 && c.last < 0x1000)) {
-        c.last = seq;
-      }
-      c.received++;
-      if (end - off >= 8 && delayCount < delays.length) delays[delayCount++] = t - b.readDoubleBE(end - 8);
+      if (stats.measuring) stats.record(c, (b[2] << 8) | b[3], t, end - off >= 8 ? b.readDoubleBE(end - 8) : NaN);
     });
   };
   receive(pc.addTrack(video), 'video');
@@ -204,28 +173,10 @@ async function main(): Promise<void> {
   for (let i = 0; i < count; i += batch) {
     await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => player(i + j)));
   }
-  process.send!({ type: 'ready' });
-  process.on('message', (msg: { type: string }) => {
-    if (msg.type === 'start') {
-      for (const c of counters) Object.assign(c, { received: 0, first: 0, last: 0, cycles: 0, started: false });
-      delayCount = 0;
-      measuring = true;
-    } else if (msg.type === 'stop') {
-      measuring = false;
-      let expected = 0;
-      let received = 0;
-      for (const c of counters) {
-        if (!c.started) continue;
-        expected += c.cycles * 65536 + c.last - c.first + 1;
-        received += c.received;
-      }
-      const sorted = delays.subarray(0, delayCount).sort();
-      const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
-      if (process.env.KILN_NDC_DEBUG) {
-        const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]?.toFixed(0);
-        console.error(`ndc players: ${rtcpPackets} RTCP and ${badPackets} unexpected packets; p50 POST→answer ${p50(answerMs)} ms, POST→connected ${p50(connectMs)} ms`);
-      }
-      process.send!({ type: 'result', firstKeyFrameMs, expected, received, delayP50: pick(0.5), delayP99: pick(0.99), samples: delayCount }, () => void shutdown(0));
+  stats.serve((code) => void shutdown(code), () => {
+    if (process.env.KILN_NDC_DEBUG) {
+      const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]?.toFixed(0);
+      console.error(`ndc players: ${rtcpPackets} RTCP and ${badPackets} unexpected packets; p50 POST→answer ${p50(answerMs)} ms, POST→connected ${p50(connectMs)} ms`);
     }
   });
 }

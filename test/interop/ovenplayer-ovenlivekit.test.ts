@@ -5,32 +5,30 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
 import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
+import { startSite, type Site } from '../helpers/site.ts';
 
 const OVENPLAYER = fileURLToPath(import.meta.resolve('ovenplayer/dist/ovenplayer.js'));
 const OVENLIVEKIT = fileURLToPath(new URL('dist/OvenLiveKit.min.js', import.meta.resolve('ovenlivekit/package.json')));
 
 let kiln: KilnProcess;
 let chromium: LaunchedBrowser;
-let site: Server;
+let site: Site;
 let siteUrl: string;
 
 before(async () => {
   kiln = await startKiln();
   chromium = await launchChromium();
   // A blank page on another origin: the clients are loaded into it.
-  site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html><body><div id="player"></div><video id="preview" muted autoplay playsinline></video></body></html>'));
-  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-  const address = site.address();
-  siteUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
+  site = await startSite();
+  siteUrl = site.url;
 });
 after(async () => {
   await chromium?.close();
-  await new Promise((r) => site?.close(r));
+  await site?.close();
   assert.equal(await kiln.stop(), 0);
 });
 

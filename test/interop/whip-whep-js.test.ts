@@ -5,18 +5,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
 import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
+import { startSite, type Site } from '../helpers/site.ts';
 
 const LIB = fileURLToPath(new URL('./', import.meta.resolve('whip-whep/whip.js')));
 
 let kiln: KilnProcess;
 let chromium: LaunchedBrowser;
-let site: Server;
+let site: Site;
 let siteUrl: string;
 const patches: string[] = [];
 const patchStatuses: number[] = [];
@@ -24,18 +23,12 @@ const patchStatuses: number[] = [];
 before(async () => {
   kiln = await startKiln();
   chromium = await launchChromium();
-  site = createServer((req, res) => {
-    const file = req.url === '/whip.js' || req.url === '/whep.js' ? req.url.slice(1) : undefined;
-    if (file) res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(LIB + file));
-    else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html><body></body></html>');
-  });
-  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-  const address = site.address();
-  siteUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
+  site = await startSite({ '/whip.js': LIB + 'whip.js', '/whep.js': LIB + 'whep.js' });
+  siteUrl = site.url;
 });
 after(async () => {
   await chromium?.close();
-  await new Promise((r) => site?.close(r));
+  await site?.close();
   assert.equal(await kiln.stop(), 0);
 });
 
