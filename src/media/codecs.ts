@@ -99,3 +99,35 @@ export function preferOffered(supported: RTCRtpCodecParameters[], offer: { name:
   }
   return [...ordered, ...supported.filter((c) => !ordered.includes(c))];
 }
+
+/**
+ * For a viewer of an H.264 stream: drops from the viewer's offer the H.264 payload types whose
+ * profile or packetization mode differ from the stream's (and RTX entries bound to them), so the
+ * answer names the stream's own format. werift matches codecs by MIME type alone and would take
+ * the viewer's first H.264 entry. Leaves the offer as it is when no entry matches.
+ */
+export function restrictH264(offer: string, stream: RTCRtpCodecParameters): string {
+  if (codecName(stream.mimeType) !== 'H264') return offer;
+  const want = { mode: fmtpValue(stream.parameters ?? '', 'packetization-mode') ?? '0', profile: (fmtpValue(stream.parameters ?? '', 'profile-level-id') ?? '42001f').slice(0, 4) };
+  const sections = offer.split(/(?=\r?\nm=)/);
+  return sections.map((section) => {
+    const m = /^\r?\nm=video \S+ \S+ ([\d ]+)/.exec(section) ?? /^m=video \S+ \S+ ([\d ]+)/.exec(section);
+    if (!m) return section;
+    const pts = m[1].trim().split(/\s+/);
+    const rtpmap = (pt: string) => new RegExp(`^a=rtpmap:${pt} ([^/\\s]+)`, 'm').exec(section)?.[1]?.toUpperCase();
+    const fmtp = (pt: string) => new RegExp(`^a=fmtp:${pt} (.*)$`, 'm').exec(section)?.[1]?.trim() ?? '';
+    const h264 = pts.filter((pt) => rtpmap(pt) === 'H264');
+    const keep = h264.filter((pt) => (fmtpValue(fmtp(pt), 'packetization-mode') ?? '0') === want.mode
+      && (fmtpValue(fmtp(pt), 'profile-level-id') ?? '42001f').slice(0, 4) === want.profile);
+    if (keep.length === 0) return section;
+    const drop = new Set(h264.filter((pt) => !keep.includes(pt)));
+    for (const pt of pts) if (rtpmap(pt) === 'RTX' && drop.has(fmtpValue(fmtp(pt), 'apt') ?? '')) drop.add(pt);
+    if (drop.size === 0) return section;
+    const lines = section.split(/(?<=\n)/).filter((line) => {
+      const a = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)[ \r\n]/.exec(line);
+      return !(a && drop.has(a[1]));
+    });
+    const kept = pts.filter((pt) => !drop.has(pt)).join(' ');
+    return lines.join('').replace(/(m=video \S+ \S+ )[\d ]+/, `$1${kept}`);
+  }).join('');
+}

@@ -7,7 +7,7 @@ import type { RTCPeerConnection } from 'werift';
 import type { Forwarder, ForwardTrack } from './forwarder.ts';
 import { RtpOutput } from './rtp-output.ts';
 import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLocal, watchPeer, type IceSettings } from './peer.ts';
-import { playerCodec } from './codecs.ts';
+import { playerCodec, restrictH264 } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import { isMdnsCandidate, stripMdnsCandidates, validateSdp } from './sdp.ts';
@@ -58,8 +58,10 @@ export class WebRtcPlayer {
   /** WHEP: answers the viewer's offer. NO_USABLE_CODEC when it cannot receive any track. */
   async answer(offer: string): Promise<string> {
     validateSdp(offer);
+    let remote = stripMdnsCandidates(offer);
+    for (const track of this.#forwarder.tracks) remote = restrictH264(remote, track.codec);
     try {
-      await this.pc.setRemoteDescription({ type: 'offer', sdp: stripMdnsCandidates(offer) });
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: remote });
     } catch (err) {
       throw errors.badRequest(`Invalid SDP offer: ${(err as Error).message}`);
     }

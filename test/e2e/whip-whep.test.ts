@@ -204,6 +204,18 @@ describe('every forwarded video codec plays', () => {
       const video = videoTrack(info) as unknown as { video: { codec: string; width: number; height: number } };
       assert.equal(video.video.codec, codec);
       assert.ok(video.video.width > 0 && video.video.height > 0, `${codec} picture size read from the bitstream`);
+      // The viewer is told the format that is really sent (for H.264, the publisher's profile).
+      const fmtp = (page: Page, name: string, type: string) => page.evaluate(async ({ name, type }) => {
+        const pc = (window as unknown as Record<string, RTCPeerConnection>)[name];
+        let line = '';
+        const report = await pc.getStats();
+        report.forEach((s: Record<string, unknown>) => {
+          if (s.type === type && s.kind === 'video') line = String((report.get(s.codecId as string) as { sdpFmtpLine?: string })?.sdpFmtpLine ?? '');
+        });
+        return line;
+      }, { name, type });
+      const profile = (line: string) => /profile-level-id=([0-9a-f]{4})/i.exec(line)?.[1]?.toLowerCase();
+      if (codec === 'H264') assert.equal(profile(await fmtp(v, 'kilnPlayer', 'inbound-rtp')), profile(await fmtp(p, 'kilnPublisher', 'outbound-rtp')));
       await p.close();
       await v.close();
       await api(`/v1/vhosts/default/apps/app/streams/${stream}`, 'DELETE');
