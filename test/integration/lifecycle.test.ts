@@ -14,6 +14,7 @@ import { RtpHeader, RtpPacket } from 'werift';
 import { defaultConfig } from '../../src/config/config.ts';
 import { Kiln } from '../../src/kiln.ts';
 import { loopbackPeer, connected, negotiate } from '../helpers/werift-peer.ts';
+import { prepareLocal } from '../../src/media/peer.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -94,5 +95,32 @@ test('a port in use exits non-zero with one clear line', async () => {
   assert.notEqual(code, 0);
   assert.equal(stderr.trim().split('\n').length, 1, stderr);
   assert.match(stderr, /in use/);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('KILN_ICE_PORTS bounds the UDP ports of the server\'s candidates', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-ports-'));
+  const config = defaultConfig();
+  Object.assign(config, { dataDir, accessTokens: ['admin:pw'] });
+  config.api = { host: '127.0.0.1', port: 0 };
+  config.signaling = { host: '127.0.0.1', port: 0 };
+  config.ice.portRange = [41200, 41230];
+  const kiln = new Kiln(config, pino({ level: 'silent' }));
+  await kiln.start();
+  const publisher = loopbackPeer();
+  publisher.addTransceiver('video', { direction: 'sendonly' });
+  prepareLocal(publisher, false);
+  await publisher.setLocalDescription(await publisher.createOffer());
+  const res = await fetch(`http://127.0.0.1:${kiln.signaling!.port}/app/ports?direction=whip`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp', authorization: 'Bearer pw' },
+    body: publisher.localDescription!.sdp,
+  });
+  assert.equal(res.status, 201);
+  const ports = [...(await res.text()).matchAll(/^a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ/gim)].map((m) => Number(m[1]));
+  assert.ok(ports.length > 0);
+  for (const port of ports) assert.ok(port >= 41200 && port <= 41230, `candidate port ${port}`);
+  await kiln.stop();
+  await publisher.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
