@@ -177,46 +177,6 @@ export function useKeyObjects(pc: RTCPeerConnection): void {
  */
 export function prepareLocal(pc: RTCPeerConnection, answering: boolean): void {
   for (const t of pc.iceTransports) (t as unknown as { connection: { stunServer?: unknown } }).connection.stunServer = undefined;
-  if (answering) {
-    for (const t of pc.dtlsTransports) t.role = 'server';
-    keepEarlyDtls(pc);
-  }
+  if (answering) for (const t of pc.dtlsTransports) t.role = 'server';
 }
 
-interface EarlyDtlsTransport {
-  dtls?: { udpOnMessage?: (data: Buffer) => void };
-  iceTransport: { connection: { onData: { subscribe(f: (data: Buffer) => void): { unSubscribe: () => void } } } };
-  onStateChange: { subscribe(f: (state: string) => void): { unSubscribe: () => void } };
-}
-
-/**
- * Keeps DTLS records that arrive before werift starts its DTLS server and hands them to it once it
- * exists. A DTLS client may send its ClientHello the moment its own ICE check succeeds, before this
- * side has nominated the pair; werift drops it, and clients such as libdatachannel (OBS) only retry
- * after a second.
- */
-export function keepEarlyDtls(pc: RTCPeerConnection): void {
-  for (const t of pc.dtlsTransports) {
-    const transport = t as unknown as EarlyDtlsTransport;
-    let early: Buffer[] = [];
-    const data = transport.iceTransport.connection.onData.subscribe((packet) => {
-      // RFC 7983 §7: 20..63 is DTLS.
-      if (transport.dtls === undefined && packet[0] >= 20 && packet[0] <= 63 && early.length < 16) early.push(Buffer.from(packet));
-    });
-    const state = transport.onStateChange.subscribe((s) => {
-      if (s === 'connecting') {
-        // The DTLS socket is created right after this event, in the same tick.
-        queueMicrotask(() => {
-          const replay = early;
-          early = [];
-          data.unSubscribe();
-          for (const packet of replay) transport.dtls?.udpOnMessage?.(packet);
-        });
-      } else if (s !== 'new') {
-        early = [];
-        data.unSubscribe();
-        state.unSubscribe();
-      }
-    });
-  }
-}
