@@ -3,8 +3,8 @@
  * the OpenAPI document. Each dialect registers its routes in its own Fastify scope, with its own
  * authentication and error shape.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
-import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { boundPort, createListener } from '../http/listener.ts';
 import type { Logger } from 'pino';
 import type { Catalog } from '../core/catalog.ts';
 import type { Credentials } from './credentials.ts';
@@ -31,17 +31,7 @@ export class ApiServer {
 
   constructor(options: ApiServerOptions) {
     this.#options = options;
-    const tls = options.tls ? { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) } : undefined;
-    this.app = Fastify({
-      ...(tls ? { https: tls } : {}),
-      bodyLimit: options.bodyLimit,
-      connectionTimeout: 30_000,
-      requestTimeout: 30_000,
-      keepAliveTimeout: 5_000,
-      routerOptions: { maxParamLength: 256 },
-      // Request-level logs are at info: keep the listener's own logger at warn.
-      loggerInstance: options.logger.child({ listener: 'api' }, { level: 'warn' }),
-    }) as unknown as FastifyInstance;
+    this.app = createListener({ name: 'api', tls: options.tls, bodyLimit: options.bodyLimit, logger: options.logger });
     this.#setup();
   }
 
@@ -72,8 +62,7 @@ export class ApiServer {
   }
 
   get port(): number {
-    const address = this.app.server.address();
-    return typeof address === 'object' && address ? address.port : this.#options.port;
+    return boundPort(this.app, this.#options.port);
   }
 
   async stop(): Promise<void> {

@@ -119,8 +119,13 @@ function portRange(value: string, what: string): [number, number] {
   return [lo, hi];
 }
 
+/** The non-empty items of a comma-separated value. */
+function commaList(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
 function tokens(value: string, what: string): string[] {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = commaList(value);
   for (const t of list) {
     const colon = t.indexOf(':');
     if (colon <= 0 || colon === t.length - 1) {
@@ -250,13 +255,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   if (env.KILN_SIGNALING_HOST) config.signaling.host = env.KILN_SIGNALING_HOST;
   if (env.KILN_OVT_PORT) config.ovt.port = port(env.KILN_OVT_PORT, 'KILN_OVT_PORT');
   if (env.KILN_ICE_PORTS) config.ice.portRange = portRange(env.KILN_ICE_PORTS, 'KILN_ICE_PORTS');
-  if (env.KILN_ICE_ADDRESSES) config.ice.announcedAddresses = env.KILN_ICE_ADDRESSES.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.KILN_ICE_ADDRESSES) config.ice.announcedAddresses = commaList(env.KILN_ICE_ADDRESSES);
   if (env.KILN_ACCESS_TOKEN) config.accessTokens = tokens(env.KILN_ACCESS_TOKEN, 'KILN_ACCESS_TOKEN');
   if (env.KILN_DATA_DIR) config.dataDir = env.KILN_DATA_DIR;
   if (env.KILN_DATABASE_URL) config.databaseUrl = env.KILN_DATABASE_URL;
   if (env.KILN_PUBLIC_URL) config.publicUrl = env.KILN_PUBLIC_URL;
   if (env.KILN_NODE_ID) config.nodeId = env.KILN_NODE_ID;
-  if (env.KILN_CORS_ORIGINS) config.corsOrigins = env.KILN_CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.KILN_CORS_ORIGINS) config.corsOrigins = commaList(env.KILN_CORS_ORIGINS);
   if (env.KILN_METRICS_AUTH) config.metricsRequireAuth = env.KILN_METRICS_AUTH === 'true' || env.KILN_METRICS_AUTH === '1';
   if (env.KILN_LOG_LEVEL) config.logLevel = env.KILN_LOG_LEVEL;
   if (env.KILN_TLS_CERT || env.KILN_TLS_KEY) {

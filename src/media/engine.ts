@@ -9,6 +9,7 @@ import { Session, type SessionProtocol } from '../core/session.ts';
 import type { Stream } from '../core/stream.ts';
 import type { Forwarder } from './forwarder.ts';
 import type { IceSettings } from './peer.ts';
+import type { CandidateInit } from './sdp.ts';
 import { WebRtcPlayer } from './player.ts';
 import { WebRtcPublisher } from './publisher.ts';
 
@@ -19,6 +20,16 @@ export interface ClientInfo {
   userAgent?: string;
   user?: string;
   protocol: SessionProtocol;
+}
+
+/** The ClientInfo of a connection, from its socket and `User-Agent`. */
+export function clientOf(
+  socket: { remoteAddress?: string; remotePort?: number },
+  userAgent: string | undefined,
+  protocol: SessionProtocol,
+  user?: string,
+): ClientInfo {
+  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, userAgent, user, protocol };
 }
 
 export interface MediaEngineOptions {
@@ -72,7 +83,7 @@ export class MediaEngine {
     clearInterval(this.#sweep);
   }
 
-  #newPublisher(app: string, stream: string, client: ClientInfo): { publisher: WebRtcPublisher; vhost: string } {
+  #newPublisher(app: string, stream: string, client: ClientInfo): WebRtcPublisher {
     checkName('app', app);
     checkName('stream', stream);
     const application = this.catalog.appByName(app);
@@ -87,7 +98,7 @@ export class MediaEngine {
     });
     session.setTeardown(() => publisher.close());
     this.#track(session, publisher);
-    return { publisher, vhost: application.vhost };
+    return publisher;
   }
 
   #register(publisher: WebRtcPublisher): Stream {
@@ -103,7 +114,7 @@ export class MediaEngine {
 
   /** WHIP: answers a publisher's offer and creates the stream. */
   async publish(app: string, stream: string, offer: string, client: ClientInfo): Promise<{ session: Session; answer: string }> {
-    const { publisher } = this.#newPublisher(app, stream, client);
+    const publisher = this.#newPublisher(app, stream, client);
     try {
       const answer = await publisher.answer(offer);
       this.#register(publisher);
@@ -122,9 +133,9 @@ export class MediaEngine {
     session: Session;
     offer: string;
     accept: (answer: string) => Promise<Stream>;
-    addCandidate: (c: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }) => Promise<void>;
+    addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
-    const { publisher } = this.#newPublisher(app, stream, client);
+    const publisher = this.#newPublisher(app, stream, client);
     try {
       const offer = await publisher.offer();
       return {
@@ -188,7 +199,7 @@ export class MediaEngine {
     session: Session;
     offer: string;
     accept: (answer: string) => Promise<void>;
-    addCandidate: (c: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }) => Promise<void>;
+    addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
     const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
     try {
@@ -212,7 +223,7 @@ export class MediaEngine {
   }
 
   /** Adds a trickled candidate to the peer connection of `session` (WHIP/WHEP PATCH). */
-  async addCandidate(session: Session, candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+  async addCandidate(session: Session, candidate: CandidateInit): Promise<void> {
     const peer = this.#peers.get(session.id);
     if (peer) await peer.addCandidate(candidate);
   }

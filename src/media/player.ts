@@ -10,7 +10,7 @@ import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLo
 import { playerCodec, restrictH264 } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
-import { isMdnsCandidate, stripMdnsCandidates, validateSdp } from './sdp.ts';
+import { isMdnsCandidate, stripMdnsCandidates, validateSdp, type CandidateInit } from './sdp.ts';
 
 export interface PlayerOptions {
   ice: IceSettings;
@@ -92,7 +92,7 @@ export class WebRtcPlayer {
     this.#checkNegotiated();
   }
 
-  async addCandidate(candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+  async addCandidate(candidate: CandidateInit): Promise<void> {
     if (isMdnsCandidate(candidate.candidate)) return;
     await this.pc.addIceCandidate(candidate as never);
   }

@@ -17,7 +17,7 @@ import { closePeerConnection, createPeerConnection, gatheringComplete, prepareLo
 import { offeredCodecs, preferOffered, publisherAudioCodecs, publisherVideoCodecs } from './codecs.ts';
 import { errors } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
-import { isMdnsCandidate, stripMdnsCandidates, validateSdp } from './sdp.ts';
+import { isMdnsCandidate, stripMdnsCandidates, validateSdp, type CandidateInit } from './sdp.ts';
 
 export interface PublisherOptions {
   ice: IceSettings;
@@ -38,7 +38,6 @@ export class WebRtcPublisher {
   readonly session: Session;
   readonly #maxBitrate: number;
   readonly #timeoutMs: number;
-  readonly #videoSsrcs: number[] = [];
   readonly #trackOf = new Map<RTCRtpTransceiver, ForwardTrack>();
   readonly #receivers: { transceiver: RTCRtpTransceiver; track: MediaStreamTrack }[] = [];
   readonly #onTick: ((now: number) => void) | undefined;
@@ -108,7 +107,7 @@ export class WebRtcPublisher {
   }
 
   /** Adds a trickled remote candidate. */
-  async addCandidate(candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+  async addCandidate(candidate: CandidateInit): Promise<void> {
     if (isMdnsCandidate(candidate.candidate)) return;
     await this.pc.addIceCandidate(candidate as never);
   }
@@ -134,10 +133,7 @@ export class WebRtcPublisher {
         // The first packet binds the werift track to the forwarder's track of its transceiver.
         forwardTrack = this.#trackOf.get(transceiver);
         if (forwardTrack === undefined) return;
-        if (track.kind === 'video' && track.ssrc !== undefined) {
-          this.#videoSsrcs.push(track.ssrc);
-          this.#sendPli();
-        }
+        if (track.kind === 'video') this.#sendPli();
       }
       forwarder.push(forwardTrack, rtp);
     };
@@ -156,6 +152,13 @@ export class WebRtcPublisher {
     });
   }
 
+  /** SSRCs of the video tracks that have started (werift learns a track's SSRC from its packets). */
+  #videoSsrcs(): number[] {
+    const ssrcs: number[] = [];
+    for (const { track } of this.#receivers) if (track.kind === 'video' && track.ssrc !== undefined) ssrcs.push(track.ssrc);
+    return ssrcs;
+  }
+
   #sendPli(): void {
     for (const { transceiver, track } of this.#receivers) {
       if (track.kind === 'video' && track.ssrc !== undefined) transceiver.receiver.sendRtcpPLI(track.ssrc).catch(() => {});
@@ -163,7 +166,8 @@ export class WebRtcPublisher {
   }
 
   #sendRemb(): void {
-    if (this.#videoSsrcs.length === 0) return;
+    const ssrcs = this.#videoSsrcs();
+    if (ssrcs.length === 0) return;
     let exp = 0;
     let mantissa = this.#maxBitrate;
     while (mantissa >= 1 << 18) {
@@ -175,8 +179,8 @@ export class WebRtcPublisher {
       mediaSsrc: 0,
       brExp: exp,
       brMantissa: mantissa,
-      ssrcNum: this.#videoSsrcs.length,
-      ssrcFeedbacks: [...this.#videoSsrcs],
+      ssrcNum: ssrcs.length,
+      ssrcFeedbacks: ssrcs,
     });
     const packet = new RtcpPayloadSpecificFeedback({ feedback: remb });
     this.pc.dtlsTransports[0]?.sendRtcp([packet]).catch(() => {});

@@ -41,3 +41,29 @@ export function isMdnsCandidate(candidate: string): boolean {
 export function stripMdnsCandidates(sdp: string): string {
   return sdp.split(/(?<=\n)/).filter((line) => !isMdnsCandidate(line)).join('');
 }
+
+/** A remote ICE candidate as signaling carries it (RTCIceCandidateInit). */
+export interface CandidateInit {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+}
+
+/**
+ * The `a=candidate` lines of an SDP or SDP fragment (RFC 8840), with the mid and m-line index of
+ * their media section (index 0 before any `m=` line).
+ */
+export function sdpCandidates(sdp: string): { candidate: string; sdpMid: string | null; sdpMLineIndex: number }[] {
+  const out: { candidate: string; sdpMid: string | null; sdpMLineIndex: number }[] = [];
+  let index = -1;
+  let mid: string | null = null;
+  for (const raw of sdp.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.startsWith('m=')) {
+      index++;
+      mid = null;
+    } else if (line.startsWith('a=mid:')) mid = line.slice(6);
+    else if (line.startsWith('a=candidate:')) out.push({ candidate: line.slice(2), sdpMid: mid, sdpMLineIndex: Math.max(index, 0) });
+  }
+  return out;
+}

@@ -7,9 +7,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
-import { errors, isKilnError, KilnError as KilnErrorClass, type KilnError } from '../core/errors.ts';
+import { errors, isKilnError, KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
-import type { ClientInfo, MediaEngine } from '../media/engine.ts';
+import { clientOf, type MediaEngine } from '../media/engine.ts';
+import { sdpCandidates, type CandidateInit } from '../media/sdp.ts';
 import type { Credentials } from '../api/credentials.ts';
 
 export interface OmeSignalingOptions {
@@ -18,27 +19,10 @@ export interface OmeSignalingOptions {
   logger: Logger;
 }
 
-type Candidate = { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null };
-
 interface Pending {
   session: Session;
   accept: (answer: string) => Promise<unknown>;
-  addCandidate: (c: Candidate) => Promise<void>;
-}
-
-/** Candidate lines of an SDP, as the `candidates` array of an OME `offer`. */
-function candidatesOf(sdp: string): { candidate: string; sdpMLineIndex: number; sdpMid: string | null }[] {
-  const out: { candidate: string; sdpMLineIndex: number; sdpMid: string | null }[] = [];
-  let index = -1;
-  let mid: string | null = null;
-  for (const line of sdp.split(/\r?\n/)) {
-    if (line.startsWith('m=')) {
-      index++;
-      mid = null;
-    } else if (line.startsWith('a=mid:')) mid = line.slice(6);
-    else if (line.startsWith('a=candidate:') && index === 0) out.push({ candidate: line.slice(2), sdpMLineIndex: 0, sdpMid: mid });
-  }
-  return out;
+  addCandidate: (c: CandidateInit) => Promise<void>;
 }
 
 let nextId = 1;
@@ -48,12 +32,7 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
   const url = new URL(request.url ?? '/', 'http://x');
   const [app, stream] = segments;
   const direction = url.searchParams.get('direction') ?? 'recv';
-  const client: ClientInfo = {
-    remoteAddress: request.socket.remoteAddress ?? '',
-    remotePort: request.socket.remotePort ?? 0,
-    userAgent: request.headers['user-agent'],
-    protocol: 'ome-webrtc',
-  };
+  const client = clientOf(request.socket, request.headers['user-agent'], 'ome-webrtc');
   const id = nextId++;
   let pending: Pending | undefined;
   let closed = false;
@@ -85,7 +64,7 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
       await createOffer();
     } catch (err) {
       if (!isKilnError(err)) throw err;
-      throw new KilnErrorClass(err.code, `Cannot create offer: ${err.message}`, err.subject);
+      throw new KilnError(err.code, `Cannot create offer: ${err.message}`, err.subject);
     }
   };
 
@@ -121,7 +100,8 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
       peer_id: 0,
       code: 200,
       sdp: { type: 'offer', sdp },
-      candidates: candidatesOf(sdp),
+      // OME sends the candidates of the first (bundled) m-line only.
+      candidates: sdpCandidates(sdp).filter((c) => c.sdpMLineIndex === 0),
       // No `ice_servers`: OvenPlayer and OvenLiveKit switch to relay-only ICE when the key is present.
     });
   };
@@ -152,7 +132,7 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
         case 'candidate': {
           if (!pending) throw errors.badRequest('candidate before offer');
           const list = Array.isArray(message.candidates) ? message.candidates : [];
-          for (const c of list as Candidate[]) {
+          for (const c of list as CandidateInit[]) {
             if (c && typeof c.candidate === 'string' && c.candidate !== '') await pending.addCandidate(c).catch(() => {});
           }
           return;

@@ -2,7 +2,8 @@
  * The media signaling listener (default port 3333): WHIP/WHEP, OvenMediaEngine WebSocket
  * signaling, the web pages, with CORS for browser clients on other origins.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { boundPort, createListener } from '../http/listener.ts';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -44,17 +45,7 @@ export class SignalingServer {
 
   constructor(options: SignalingServerOptions) {
     this.#options = options;
-    const tls = options.tls ? { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) } : undefined;
-    this.app = Fastify({
-      ...(tls ? { https: tls } : {}),
-      bodyLimit: options.bodyLimit,
-      connectionTimeout: 30_000,
-      requestTimeout: 30_000,
-      keepAliveTimeout: 5_000,
-      routerOptions: { maxParamLength: 256 },
-      // Request-level logs are at info: keep the listener's own logger at warn.
-      loggerInstance: options.logger.child({ listener: 'signaling' }, { level: 'warn' }),
-    }) as unknown as FastifyInstance;
+    this.app = createListener({ name: 'signaling', tls: options.tls, bodyLimit: options.bodyLimit, logger: options.logger });
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.wsMessageBytes });
     this.#setup();
   }
@@ -150,8 +141,7 @@ export class SignalingServer {
 
   /** The port actually bound (useful with port 0). */
   get port(): number {
-    const address = this.app.server.address();
-    return typeof address === 'object' && address ? address.port : this.#options.port;
+    return boundPort(this.app, this.#options.port);
   }
 
   /** Stops accepting, closes WebSockets and the listener. */

@@ -7,7 +7,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
-import type { MediaEngine, ClientInfo } from '../media/engine.ts';
+import { clientOf, type MediaEngine } from '../media/engine.ts';
+import { sdpCandidates } from '../media/sdp.ts';
 import type { Credentials } from '../api/credentials.ts';
 
 export interface WhipWhepOptions {
@@ -17,30 +18,6 @@ export interface WhipWhepOptions {
 
 /** Query values this endpoint understands; anything else is a 400. */
 const QUERY_KEYS = new Set(['direction', 'session', 'transport']);
-
-/** Parses the candidates of an SDP fragment (RFC 8840) as `{candidate, sdpMid}` pairs. */
-export function parseSdpFrag(frag: string): { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }[] {
-  const out: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }[] = [];
-  let mid: string | null = null;
-  let index = -1;
-  for (const raw of frag.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line.startsWith('m=')) index++;
-    else if (line.startsWith('a=mid:')) mid = line.slice(6);
-    else if (line.startsWith('a=candidate:')) out.push({ candidate: line.slice(2), sdpMid: mid, sdpMLineIndex: index < 0 ? 0 : index });
-  }
-  return out;
-}
-
-export function clientInfo(request: FastifyRequest, protocol: ClientInfo['protocol'], user?: string): ClientInfo {
-  return {
-    remoteAddress: request.socket.remoteAddress ?? '',
-    remotePort: request.socket.remotePort ?? 0,
-    userAgent: request.headers['user-agent'],
-    user,
-    protocol,
-  };
-}
 
 export function registerWhipWhep(app: FastifyInstance, options: WhipWhepOptions): void {
   const { engine, credentials } = options;
@@ -72,7 +49,7 @@ export function registerWhipWhep(app: FastifyInstance, options: WhipWhepOptions)
       if (direction === 'whip') {
         const user = credentials.bearer(request.headers.authorization);
         if (!user) throw errors.unauthorized('WHIP needs Authorization: Bearer <password of an access token>');
-        ({ session, answer } = await engine.publish(appName, stream, offer, clientInfo(request, 'whip', user)));
+        ({ session, answer } = await engine.publish(appName, stream, offer, clientOf(request.socket, request.headers['user-agent'], 'whip', user)));
       } else {
         const application = engine.catalog.appByName(appName);
         let user: string | undefined;
@@ -81,7 +58,7 @@ export function registerWhipWhep(app: FastifyInstance, options: WhipWhepOptions)
           if (!user) throw errors.unauthorized('Playback of this application needs Authorization: Bearer <password>');
         }
         const name = query.session as string | undefined;
-        ({ session, answer } = await engine.play(appName, stream, offer, name, clientInfo(request, 'whep', user)));
+        ({ session, answer } = await engine.play(appName, stream, offer, name, clientOf(request.socket, request.headers['user-agent'], 'whep', user)));
       }
       resources.set(session.id, session);
       session.once('close', () => resources.delete(session.id));
@@ -122,7 +99,7 @@ export function registerWhipWhep(app: FastifyInstance, options: WhipWhepOptions)
         throw errors.unsupportedMedia('Content-Type must be application/trickle-ice-sdpfrag');
       }
       const frag = typeof request.body === 'string' ? request.body : '';
-      for (const candidate of parseSdpFrag(frag)) {
+      for (const candidate of sdpCandidates(frag)) {
         await engine.addCandidate(session, candidate).catch(() => {
           throw errors.badRequest(`Candidate not usable: ${candidate.candidate.slice(0, 100)}`);
         });

@@ -7,6 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import { defaultConfig, type KilnConfig } from '../../src/config/config.ts';
+import { Kiln } from '../../src/kiln.ts';
 
 export interface KilnProcess {
   child: ChildProcess;
@@ -94,6 +97,34 @@ export async function startKiln(env: Record<string, string> = {}): Promise<KilnP
       clearTimeout(timer);
       if (!env.KILN_DATA_DIR) rmSync(dataDir, { recursive: true, force: true });
       return code;
+    },
+  };
+}
+
+/** A Kiln node in the test's own process, on loopback with free ports and a fresh data directory. */
+export interface InProcessKiln {
+  kiln: Kiln;
+  signalingUrl: string;
+  /** Stops the node and removes its data directory. */
+  stop: () => Promise<void>;
+}
+
+/** Starts Kiln in-process; `configure` may change the settings first. The API password is `pw`. */
+export async function startKilnInProcess(configure: (config: KilnConfig) => void = () => {}): Promise<InProcessKiln> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-inproc-'));
+  const config = defaultConfig();
+  Object.assign(config, { dataDir, accessTokens: ['admin:pw'] });
+  config.api = { host: '127.0.0.1', port: 0 };
+  config.signaling = { host: '127.0.0.1', port: 0 };
+  configure(config);
+  const kiln = new Kiln(config, pino({ level: 'silent' }));
+  await kiln.start();
+  return {
+    kiln,
+    signalingUrl: `http://127.0.0.1:${kiln.signaling!.port}`,
+    stop: async () => {
+      await kiln.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

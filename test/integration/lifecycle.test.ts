@@ -9,10 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { RtpHeader, RtpPacket } from 'werift';
-import { defaultConfig } from '../../src/config/config.ts';
-import { Kiln } from '../../src/kiln.ts';
+import { startKilnInProcess } from '../helpers/kiln-process.ts';
 import { loopbackPeer, connected, negotiate } from '../helpers/werift-peer.ts';
 import { prepareLocal } from '../../src/media/peer.ts';
 
@@ -26,14 +24,9 @@ function resourceCounts(): Map<string, number> {
 
 test('a stop with a publisher and a player connected leaves no timer, socket or peer behind', async () => {
   const baseline = resourceCounts();
-  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-life-'));
-  const config = defaultConfig();
-  Object.assign(config, { dataDir, accessTokens: ['admin:pw'] });
-  config.api = { host: '127.0.0.1', port: 0 };
-  config.signaling = { host: '127.0.0.1', port: 0 };
-  const kiln = new Kiln(config, pino({ level: 'silent' }));
-  await kiln.start();
-  const base = `http://127.0.0.1:${kiln.signaling!.port}/app/life`;
+  const node = await startKilnInProcess();
+  const kiln = node.kiln;
+  const base = `${node.signalingUrl}/app/life`;
 
   const publisher = loopbackPeer();
   const video = publisher.addTransceiver('video', { direction: 'sendonly' });
@@ -55,7 +48,7 @@ test('a stop with a publisher and a player connected leaves no timer, socket or 
   assert.ok(received > 0, 'the player receives packets before the stop');
   assert.equal(kiln.catalog.sessions.size, 2);
 
-  await kiln.stop();
+  await node.stop();
   assert.equal(kiln.catalog.sessions.size, 0, 'every session is closed');
   clearInterval(pump);
   await publisher.close();
@@ -65,7 +58,6 @@ test('a stop with a publisher and a player connected leaves no timer, socket or 
   const after = resourceCounts();
   const leftovers = [...after].filter(([kind, n]) => n > (baseline.get(kind) ?? 0)).map(([kind, n]) => `${kind} x${n - (baseline.get(kind) ?? 0)}`);
   assert.deepEqual(leftovers, [], `resources left after stop: ${leftovers.join(', ')}`);
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 function run(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
@@ -99,19 +91,12 @@ test('a port in use exits non-zero with one clear line', async () => {
 });
 
 test('KILN_ICE_PORTS bounds the UDP ports of the server\'s candidates', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-ports-'));
-  const config = defaultConfig();
-  Object.assign(config, { dataDir, accessTokens: ['admin:pw'] });
-  config.api = { host: '127.0.0.1', port: 0 };
-  config.signaling = { host: '127.0.0.1', port: 0 };
-  config.ice.portRange = [41200, 41230];
-  const kiln = new Kiln(config, pino({ level: 'silent' }));
-  await kiln.start();
+  const node = await startKilnInProcess((config) => (config.ice.portRange = [41200, 41230]));
   const publisher = loopbackPeer();
   publisher.addTransceiver('video', { direction: 'sendonly' });
   prepareLocal(publisher, false);
   await publisher.setLocalDescription(await publisher.createOffer());
-  const res = await fetch(`http://127.0.0.1:${kiln.signaling!.port}/app/ports?direction=whip`, {
+  const res = await fetch(`${node.signalingUrl}/app/ports?direction=whip`, {
     method: 'POST',
     headers: { 'content-type': 'application/sdp', authorization: 'Bearer pw' },
     body: publisher.localDescription!.sdp,
@@ -120,7 +105,6 @@ test('KILN_ICE_PORTS bounds the UDP ports of the server\'s candidates', async ()
   const ports = [...(await res.text()).matchAll(/^a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ/gim)].map((m) => Number(m[1]));
   assert.ok(ports.length > 0);
   for (const port of ports) assert.ok(port >= 41200 && port <= 41230, `candidate port ${port}`);
-  await kiln.stop();
+  await node.stop();
   await publisher.close();
-  rmSync(dataDir, { recursive: true, force: true });
 });

@@ -4,20 +4,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import {
   GenericNack, PictureLossIndication, RtcpPayloadSpecificFeedback, RtcpTransportLayerFeedback, RtpHeader, RtpPacket,
   type RTCPeerConnection, type RTCRtpTransceiver,
 } from 'werift';
-import { defaultConfig } from '../../src/config/config.ts';
-import { Kiln } from '../../src/kiln.ts';
+import { startKilnInProcess, type InProcessKiln } from '../helpers/kiln-process.ts';
 import { loopbackPeer, connected, negotiate } from '../helpers/werift-peer.ts';
 
-let kiln: Kiln;
-let dataDir: string;
+let node: InProcessKiln;
 let publisher: RTCPeerConnection;
 let video: RTCRtpTransceiver;
 let pump: NodeJS.Timeout;
@@ -25,13 +19,7 @@ let plisAtPublisher = 0;
 const peers: RTCPeerConnection[] = [];
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'kiln-rtcp-'));
-  const config = defaultConfig();
-  Object.assign(config, { dataDir, accessTokens: ['admin:pw'] });
-  config.api = { host: '127.0.0.1', port: 0 };
-  config.signaling = { host: '127.0.0.1', port: 0 };
-  kiln = new Kiln(config, pino({ level: 'silent' }));
-  await kiln.start();
+  node = await startKilnInProcess();
   publisher = loopbackPeer();
   video = publisher.addTransceiver('video', { direction: 'sendonly' });
   video.sender.onPictureLossIndication.subscribe(() => plisAtPublisher++);
@@ -48,12 +36,11 @@ before(async () => {
 
 after(async () => {
   clearInterval(pump);
-  await kiln.stop();
+  await node.stop();
   await Promise.all([publisher, ...peers].map((pc) => pc.close()));
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
-const base = () => `http://127.0.0.1:${kiln.signaling!.port}/app/rtcp`;
+const base = () => `${node.signalingUrl}/app/rtcp`;
 
 async function player(): Promise<{ pc: RTCPeerConnection; seen: Map<number, number>; ssrc: () => number }> {
   const pc = loopbackPeer();

@@ -1,0 +1,35 @@
+/**
+ * The HTTP(S) settings both of Kiln's listeners share: TLS from PEM files, a body limit, time-outs
+ * so a slow client cannot hold a socket, and a logger quiet at request level.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+
+export interface ListenerOptions {
+  /** Used in log lines: `api`, `signaling`. */
+  name: string;
+  tls: { cert: string; key: string } | undefined;
+  bodyLimit: number;
+  logger: Logger;
+}
+
+export function createListener(options: ListenerOptions): FastifyInstance {
+  const tls = options.tls ? { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) } : undefined;
+  return Fastify({
+    ...(tls ? { https: tls } : {}),
+    bodyLimit: options.bodyLimit,
+    connectionTimeout: 30_000,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 5_000,
+    routerOptions: { maxParamLength: 256 },
+    // Request-level logs are at info: keep the listener's own logger at warn.
+    loggerInstance: options.logger.child({ listener: options.name }, { level: 'warn' }),
+  }) as unknown as FastifyInstance;
+}
+
+/** The port a listener is bound to (useful after listening on port 0), else `fallback`. */
+export function boundPort(app: FastifyInstance, fallback: number): number {
+  const address = app.server.address();
+  return typeof address === 'object' && address ? address.port : fallback;
+}
