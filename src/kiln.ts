@@ -7,6 +7,7 @@ import pino, { type Logger } from 'pino';
 import type { KilnConfig } from './config/config.ts';
 import { Catalog } from './core/catalog.ts';
 import { MediaEngine } from './media/engine.ts';
+import { PullManager } from './ingest/pulls.ts';
 import { closingPeers } from './media/peer.ts';
 import { SignalingServer } from './protocols/signaling-server.ts';
 import { ApiServer } from './api/api-server.ts';
@@ -22,6 +23,7 @@ export class Kiln {
   readonly metrics = new Metrics();
   store: Store | undefined;
   engine: MediaEngine | undefined;
+  pulls: PullManager | undefined;
   signaling: SignalingServer | undefined;
   api: ApiServer | undefined;
   /** The `user:password` pairs in force (configured or generated). */
@@ -48,6 +50,15 @@ export class Kiln {
       publisherTimeoutMs: config.limits.publisherTimeoutMs,
       errorCounter: this.metrics,
     });
+    this.pulls = new PullManager({
+      catalog: this.catalog,
+      engine: this.engine,
+      store: this.store,
+      timeoutMs: config.limits.pullTimeoutMs,
+      ffmpegPath: config.ffmpegPath,
+      logger: this.logger,
+      errorCounter: this.metrics,
+    });
     this.signaling = new SignalingServer({
       host: config.signaling.host,
       port: config.signaling.port,
@@ -66,6 +77,7 @@ export class Kiln {
       bodyLimit: config.limits.bodyBytes,
       catalog: this.catalog,
       credentials,
+      pulls: this.pulls,
       metrics: this.metrics,
       metricsRequireAuth: config.metricsRequireAuth,
       logger: this.logger,
@@ -77,6 +89,7 @@ export class Kiln {
       await this.stop();
       throw err;
     }
+    await this.pulls.restore();
   }
 
   async #generatedToken(store: Store): Promise<string> {
@@ -90,6 +103,7 @@ export class Kiln {
   /** Closes every session, then the listeners and the store; resolves when all are gone. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      this.pulls?.close();
       this.catalog.closeAll('server-stopping');
       this.engine?.close();
       await closingPeers();

@@ -8,6 +8,7 @@ import { boundPort, createListener } from '../http/listener.ts';
 import type { Logger } from 'pino';
 import type { Catalog } from '../core/catalog.ts';
 import type { Credentials } from './credentials.ts';
+import type { PullManager } from '../ingest/pulls.ts';
 import { registerOmeApi } from './ome/ome-api.ts';
 import { renderMetrics, type Metrics } from './metrics.ts';
 import { omeOpenApi } from './ome/openapi.ts';
@@ -19,6 +20,8 @@ export interface ApiServerOptions {
   bodyLimit: number;
   catalog: Catalog;
   credentials: Credentials;
+  /** Creates pull streams (OME POST …/streams). */
+  pulls: PullManager;
   metrics: Metrics;
   /** Whether `/metrics` asks for API credentials. Default false (Prometheus scrapes it openly). */
   metricsRequireAuth: boolean;
@@ -37,7 +40,7 @@ export class ApiServer {
 
   #setup(): void {
     const app = this.app;
-    const { catalog, credentials, metrics } = this.#options;
+    const { catalog, credentials, metrics, pulls } = this.#options;
     app.get('/healthz', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
     app.get('/metrics', async (request, reply) => {
       if (this.#options.metricsRequireAuth && !credentials.basic(request.headers.authorization)) {
@@ -46,7 +49,7 @@ export class ApiServer {
       return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics));
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(omeOpenApi()));
-    app.register(async (scope) => registerOmeApi(scope, { catalog, credentials }), { prefix: '/v1' });
+    app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls }), { prefix: '/v1' });
     app.setNotFoundHandler(async (request, reply) =>
       reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
     app.setErrorHandler(async (err, request, reply) => {

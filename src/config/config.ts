@@ -47,7 +47,11 @@ export interface KilnConfig {
     wsMessageBytes: number;
     /** A publisher whose media stops for this long is considered gone, ms. Default 10000. */
     publisherTimeoutMs: number;
+    /** A pull source (RTSP) must connect and answer each request within this long, ms. Default 5000. */
+    pullTimeoutMs: number;
   };
+  /** The ffmpeg executable, used to transcode pulled AAC/G.711 audio to Opus. Default `ffmpeg`. */
+  ffmpegPath: string;
   logLevel: string;
   /** Whether `/metrics` asks for API credentials. Default false. */
   metricsRequireAuth: boolean;
@@ -72,7 +76,8 @@ export function defaultConfig(): KilnConfig {
     tls: undefined,
     corsOrigins: ['*'],
     vhosts: [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }],
-    limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 10_000 },
+    limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 10_000, pullTimeoutMs: 5000 },
+    ffmpegPath: 'ffmpeg',
     logLevel: 'info',
     metricsRequireAuth: false,
   };
@@ -145,7 +150,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function applyFile(config: KilnConfig, file: Record<string, unknown>, path: string): void {
   const where = (k: string) => `${path}: ${k}`;
   const known = new Set(['api', 'signaling', 'ovt', 'ice', 'accessTokens', 'dataDir', 'databaseUrl', 'publicUrl',
-    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth']);
+    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath']);
   for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(where(`unknown setting "${k}"`));
   for (const key of ['api', 'signaling', 'ovt'] as const) {
     const v = file[key];
@@ -178,7 +183,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
     if (!Array.isArray(file.accessTokens)) throw new ConfigError(where('accessTokens must be an array'));
     config.accessTokens = tokens(file.accessTokens.join(','), where('accessTokens'));
   }
-  for (const key of ['dataDir', 'publicUrl', 'nodeId', 'logLevel', 'databaseUrl'] as const) {
+  for (const key of ['dataDir', 'publicUrl', 'nodeId', 'logLevel', 'databaseUrl', 'ffmpegPath'] as const) {
     const v = file[key];
     if (v === undefined || v === null) continue;
     if (typeof v !== 'string' || v === '') throw new ConfigError(where(`${key} must be a non-empty string`));
@@ -223,7 +228,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
   if (file.limits !== undefined) {
     const l = file.limits;
     if (!isObject(l)) throw new ConfigError(where('limits must be an object'));
-    for (const key of ['bodyBytes', 'wsMessageBytes', 'publisherTimeoutMs'] as const) {
+    for (const key of ['bodyBytes', 'wsMessageBytes', 'publisherTimeoutMs', 'pullTimeoutMs'] as const) {
       const v = l[key];
       if (v === undefined) continue;
       if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(where(`limits.${key} must be a positive integer`));
@@ -264,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   if (env.KILN_CORS_ORIGINS) config.corsOrigins = commaList(env.KILN_CORS_ORIGINS);
   if (env.KILN_METRICS_AUTH) config.metricsRequireAuth = env.KILN_METRICS_AUTH === 'true' || env.KILN_METRICS_AUTH === '1';
   if (env.KILN_LOG_LEVEL) config.logLevel = env.KILN_LOG_LEVEL;
+  if (env.KILN_FFMPEG) config.ffmpegPath = env.KILN_FFMPEG;
   if (env.KILN_TLS_CERT || env.KILN_TLS_KEY) {
     if (!env.KILN_TLS_CERT || !env.KILN_TLS_KEY) throw new ConfigError('KILN_TLS_CERT and KILN_TLS_KEY must be set together');
     config.tls = { cert: env.KILN_TLS_CERT, key: env.KILN_TLS_KEY };

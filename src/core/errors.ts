@@ -84,6 +84,8 @@ export const errors = {
   unsupportedMedia: (message: string) => new KilnError('UNSUPPORTED_MEDIA', message),
   noUsableCodec: (message: string) => new KilnError('NO_USABLE_CODEC', message),
   unavailable: (message: string) => new KilnError('UNAVAILABLE', message),
+  /** A pull source could not be reached or played; `cause` names why (per URL). */
+  pullFailed: (cause: string) => new KilnError('BAD_GATEWAY', `Could not pull the stream : ${cause}`),
 } as const;
 
 /** Whether `err` is a KilnError (or carries its shape across module copies). */

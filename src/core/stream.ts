@@ -31,6 +31,8 @@ export interface TrackInfo {
   keyFrameInterval: number;
   /** Frames since the last key frame (video). */
   framesSinceKeyFrame: number;
+  /** Set when the source's codec is transcoded into `codec` (pulled AAC/G.711 audio → Opus). */
+  transcodedFrom?: { codec: string; clockRate: number; channels: number };
 }
 
 export interface StreamEvents {

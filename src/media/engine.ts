@@ -112,6 +112,11 @@ export class MediaEngine {
     return stream;
   }
 
+  /** Makes a stream fed by another kind of source (an RTSP or OVT pull) playable over WebRTC. */
+  attachSource(stream: Stream, forwarder: Forwarder): void {
+    this.#forwarders.set(stream, forwarder);
+  }
+
   /** WHIP: answers a publisher's offer and creates the stream. */
   async publish(app: string, stream: string, offer: string, client: ClientInfo): Promise<{ session: Session; answer: string }> {
     const publisher = this.#newPublisher(app, stream, client);

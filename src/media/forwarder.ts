@@ -3,17 +3,25 @@
  * transcoding. Key-frame requests from players are merged and rate-limited before they reach the
  * source. Per-track statistics (bitrate, frame rate, picture size) are kept with counters only.
  */
-import type { RtpPacket } from 'werift';
-import type { RTCRtpCodecParameters } from 'werift';
+import type { RTCRtpCodecParameters, RtpHeader } from 'werift';
 import { isKeyFrame, keyFrameSize, type VideoCodecName } from './bitstream.ts';
 import { codecName, videoCodecName } from './codecs.ts';
 import type { TrackInfo } from '../core/stream.ts';
 import type { SessionCounters } from '../core/session.ts';
 
+/**
+ * The RTP packet the forwarder carries: werift's RtpPacket from a WebRTC publisher, or a plain
+ * object of this shape from a pulled source (no werift header object per packet).
+ */
+export interface MediaPacket {
+  header: Pick<RtpHeader, 'sequenceNumber' | 'timestamp' | 'marker' | 'extension' | 'extensions'>;
+  payload: Buffer;
+}
+
 /** Where forwarded packets go: one player's sender for one track. Must not throw. */
 export interface TrackOutput {
   /** Sends the packet; the output rewrites SSRC/PT/sequence as its peer negotiated. */
-  send(rtp: RtpPacket): void;
+  send(rtp: MediaPacket): void;
 }
 
 /** One source track and the outputs it feeds. */
@@ -59,7 +67,7 @@ export class ForwardTrack {
   }
 
   /** Counts the packet and forwards it to every output. The hot path: no allocation here. */
-  push(rtp: RtpPacket): void {
+  push(rtp: MediaPacket): void {
     const payload = rtp.payload;
     this.#bytes += payload.length;
     const ts = rtp.header.timestamp;
@@ -143,7 +151,7 @@ export class Forwarder {
   }
 
   /** Entry point of the source's packets for `track`. */
-  push(track: ForwardTrack, rtp: RtpPacket): void {
+  push(track: ForwardTrack, rtp: MediaPacket): void {
     const c = this.#counters;
     c.packetsIn++;
     c.bytesIn += rtp.payload.length + 12;

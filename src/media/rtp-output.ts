@@ -10,8 +10,8 @@
  * copies).
  */
 import { createCipheriv, type KeyObject } from 'node:crypto';
-import { RtpHeader, type GenericNack, type RTCRtpSender, type RtpPacket } from 'werift';
-import type { ForwardTrack, TrackOutput } from './forwarder.ts';
+import { RtpHeader, type GenericNack, type RTCRtpSender } from 'werift';
+import type { ForwardTrack, MediaPacket, TrackOutput } from './forwarder.ts';
 import type { SessionCounters } from '../core/session.ts';
 
 /** Packets kept for retransmission, per output (a power of two). */
@@ -78,7 +78,7 @@ export class RtpOutput implements TrackOutput {
   readonly #source: ForwardTrack;
   #relayedReport: ForwardTrack['senderReport'];
   readonly #header = new RtpHeader();
-  readonly #history: (RtpPacket | undefined)[] = new Array(HISTORY);
+  readonly #history: (MediaPacket | undefined)[] = new Array(HISTORY);
   /** The header this output writes (12 bytes + its extension block); per packet only PT/M, seq, ts change. */
   #template: Buffer | undefined;
   /** AES-GCM key and salt when the transport negotiated AEAD_AES_128_GCM; else werift encrypts. */
@@ -101,7 +101,7 @@ export class RtpOutput implements TrackOutput {
     sender.onGenericNack.subscribe((nack) => this.#retransmit(nack));
   }
 
-  send(rtp: RtpPacket): void {
+  send(rtp: MediaPacket): void {
     if (this.closed) return;
     const s = this.#sender;
     const srtp = s.dtlsTransport.srtp;
@@ -159,7 +159,7 @@ export class RtpOutput implements TrackOutput {
     void s.runRtcp();
   }
 
-  #write(srtp: SrtpSessionInternals, rtp: RtpPacket, seq: number): void {
+  #write(srtp: SrtpSessionInternals, rtp: MediaPacket, seq: number): void {
     let packet: Buffer;
     try {
       packet = this.#gcmKey ? this.#encryptGcm(rtp, seq) : this.#encryptWerift(srtp, rtp, seq);
@@ -217,7 +217,7 @@ export class RtpOutput implements TrackOutput {
   }
 
   /** SRTP AEAD_AES_128_GCM (RFC 7714 §8): header as AAD, IV from SSRC, ROC and sequence number. */
-  #encryptGcm(rtp: RtpPacket, seq: number): Buffer {
+  #encryptGcm(rtp: MediaPacket, seq: number): Buffer {
     const template = this.#template!;
     const hlen = template.length;
     const payload = rtp.payload;
@@ -243,7 +243,7 @@ export class RtpOutput implements TrackOutput {
     return out;
   }
 
-  #encryptWerift(srtp: SrtpSessionInternals, rtp: RtpPacket, seq: number): Buffer {
+  #encryptWerift(srtp: SrtpSessionInternals, rtp: MediaPacket, seq: number): Buffer {
     const header = this.#header;
     header.sequenceNumber = seq;
     header.timestamp = rtp.header.timestamp;

@@ -6,11 +6,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Catalog } from '../../core/catalog.ts';
 import { errors, isKilnError, KilnError } from '../../core/errors.ts';
 import type { Credentials } from '../credentials.ts';
+import type { PullManager } from '../../ingest/pulls.ts';
 import { appInfo, streamInfo, vhostInfo } from './ome-shapes.ts';
 
 export interface OmeApiOptions {
   catalog: Catalog;
   credentials: Credentials;
+  pulls: PullManager;
 }
 
 const REALM = 'Basic realm="OvenMediaEngine"';
@@ -49,7 +51,7 @@ const ok = (response?: unknown) =>
 type P = { vhost: string; app: string; stream: string; session: string };
 
 export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOptions): Promise<void> {
-  const { catalog, credentials } = options;
+  const { catalog, credentials, pulls } = options;
 
   scope.addHook('onRequest', async (request: FastifyRequest) => {
     const header = request.headers.authorization;
@@ -81,6 +83,14 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
     const { vhost, app, stream } = request.params;
     return ok(streamInfo(catalog.stream(vhost, app, stream)));
   });
+  // Create Stream (Pull): OME checks the body first, then the vhost and app, then the name.
+  scope.post<{ Params: P; Body: unknown }>('/vhosts/:vhost/apps/:app/streams', async (request, reply) => {
+    const { vhost, app } = request.params;
+    const { name, urls, properties } = pullBody(request.body);
+    catalog.app(vhost, app);
+    const stream = await pulls.create({ vhost, app, name, urls, properties });
+    return reply.code(201).send({ statusCode: 201, message: 'Created', response: streamInfo(stream) });
+  });
   scope.delete<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream', async (request) => {
     const { vhost, app, stream } = request.params;
     catalog.stream(vhost, app, stream).close('kicked');
@@ -97,4 +107,18 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
     player.close('kicked');
     return ok();
   });
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The body of Create Stream (Pull), with OME's 400 texts and what exactly is wrong. */
+function pullBody(body: unknown): { name: string; urls: string[]; properties: Record<string, unknown> } {
+  if (!isObject(body)) throw errors.badRequest('Request body must be an object');
+  if (typeof body.name !== 'string' || body.name === '') throw errors.badRequest('Stream name or urls is required: "name" must be a non-empty string');
+  if (!Array.isArray(body.urls)) throw errors.badRequest('Stream name or urls is required: "urls" must be an array of URLs');
+  if (body.urls.length === 0) throw errors.badRequest('Urls must be at least one');
+  if (body.urls.length > 16) throw errors.badRequest('Urls must be at most 16');
+  for (const url of body.urls) if (typeof url !== 'string' || url === '') throw errors.badRequest('Url must be a string');
+  if (body.properties !== undefined && !isObject(body.properties)) throw errors.badRequest('"properties" must be an object');
+  return { name: body.name, urls: body.urls as string[], properties: (body.properties as Record<string, unknown> | undefined) ?? {} };
 }

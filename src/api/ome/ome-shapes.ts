@@ -31,7 +31,10 @@ export function appInfo(app: Application): Record<string, unknown> {
 }
 
 /** A track as OME v0.20 serialises it (json_serdes/stream.cpp); OME itself never emits `timebase`. */
-function trackShape(t: TrackInfo, bypass: boolean): Record<string, unknown> {
+function trackShape(t: TrackInfo, output: boolean): Record<string, unknown> {
+  // An input that is transcoded shows its own codec; its output the encoded one (not bypassed).
+  const source = !output && t.transcodedFrom ? t.transcodedFrom : t;
+  const bypass = output && !t.transcodedFrom;
   if (t.kind === 'video') {
     return {
       id: t.id,
@@ -65,9 +68,9 @@ function trackShape(t: TrackInfo, bypass: boolean): Record<string, unknown> {
     type: 'Audio',
     audio: {
       bypass,
-      codec: t.codec,
-      samplerate: t.clockRate,
-      channel: t.channels,
+      codec: source.codec,
+      samplerate: source.clockRate,
+      channel: source.channels,
       bitrate: t.bitrate,
       bitrateAvg: t.bitrateAvg,
       bitrateConf: 0,

@@ -5,11 +5,15 @@
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Store } from '../store.ts';
+import type { PullStreamRecord, Store } from '../store.ts';
 
 /** Schema migrations, applied in order; each runs once (tracked by PRAGMA user_version). */
 const MIGRATIONS: string[] = [
   `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+  `CREATE TABLE pull_streams (
+     vhost TEXT NOT NULL, app TEXT NOT NULL, name TEXT NOT NULL,
+     urls TEXT NOT NULL, properties TEXT NOT NULL, created_at TEXT NOT NULL,
+     PRIMARY KEY (vhost, app, name))`,
 ];
 
 export class SqliteStore implements Store {
@@ -48,6 +52,23 @@ export class SqliteStore implements Store {
     this.#db
       .prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
       .run(key, value, new Date().toISOString());
+  }
+
+  async listPullStreams(): Promise<PullStreamRecord[]> {
+    const rows = this.#db.prepare('SELECT vhost, app, name, urls, properties, created_at FROM pull_streams ORDER BY created_at').all() as {
+      vhost: string; app: string; name: string; urls: string; properties: string; created_at: string;
+    }[];
+    return rows.map((r) => ({ vhost: r.vhost, app: r.app, name: r.name, urls: JSON.parse(r.urls), properties: JSON.parse(r.properties), createdAt: r.created_at }));
+  }
+
+  async putPullStream(record: PullStreamRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT OR REPLACE INTO pull_streams (vhost, app, name, urls, properties, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(record.vhost, record.app, record.name, JSON.stringify(record.urls), JSON.stringify(record.properties), record.createdAt);
+  }
+
+  async deletePullStream(vhost: string, app: string, name: string): Promise<void> {
+    this.#db.prepare('DELETE FROM pull_streams WHERE vhost = ? AND app = ? AND name = ?').run(vhost, app, name);
   }
 
   async close(): Promise<void> {
