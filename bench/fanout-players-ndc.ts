@@ -1,40 +1,56 @@
 /**
  * The players of `bench/fanout.ts` built on node-datachannel (libdatachannel, native) instead of
  * werift, so that the players process costs much less CPU than the server it measures. A drop-in
- * replacement for `fanout-players.ts`: same argv (WHEP URL, count), same IPC (`ready` when all
- * players are connected; `start` resets the counters; `stop` replies `result` and exits).
+ * replacement for `fanout-players.ts`: same argv (WHEP URL, count, then the video codec to offer:
+ * VP8, the default, or H264), same IPC (`ready` when all players are connected; `start` resets the
+ * counters; `stop` replies `result` and exits). `openPlayer` is also used in-process by
+ * `bench/rtsp.ts` to time a single fresh player.
  *
  * Each player is a PeerConnection bound to 127.0.0.1 with no ICE servers and two recvonly tracks
- * (VP8 PT 96, Opus PT 111). A track's onMessage gives each decrypted packet whole: RTP with its
- * 12-byte header, CSRCs, header extension and padding, parsed here. Each track has an
- * RtcpReceivingSession, which answers every sender report with a receiver report (the server
- * closes a player it has not heard RTCP from for 10 s) and keeps RTCP from onMessage; RTCP that
- * still gets through is skipped. Each RTP payload's last 8 bytes carry the publisher's send time
- * (a float64 of performance.timeOrigin + now).
+ * (VP8 or H.264 packetization-mode=1 profile-level-id=42e01f, PT 96; Opus PT 111). A track's
+ * onMessage gives each decrypted packet whole: RTP with its 12-byte header, CSRCs, header extension
+ * and padding, parsed here. Each track has an RtcpReceivingSession, which answers every sender
+ * report with a receiver report (the server closes a player it has not heard RTCP from for 10 s)
+ * and keeps RTCP from onMessage; RTCP that still gets through is skipped. With VP8 (the fixture
+ * published by `fanout.ts`) each RTP payload's last 8 bytes carry the publisher's send time (a
+ * float64 of performance.timeOrigin + now); H.264 streams (an RTSP camera) carry no such stamp.
  */
 import { Audio, PeerConnection, RtcpReceivingSession, Video, cleanup, initLogger, type LogLevel, type Track } from 'node-datachannel';
+import { isKeyFrame } from '../src/media/bitstream.ts';
 import { PlayerStats, now } from './player-stats.ts';
 
-const [url, countArg] = process.argv.slice(2);
-const count = Number(countArg);
-const VP8_PT = 96;
+export type PlayerCodec = 'VP8' | 'H264';
+const VIDEO_PT = 96;
 const OPUS_PT = 111;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 // KILN_NDC_LOG=Verbose|Debug|Info|Warning|Error|Fatal shows libdatachannel's log on stderr.
 initLogger((process.env.KILN_NDC_LOG as LogLevel | undefined) ?? 'Error', (level, message) => console.error(`[ndc ${level} ${performance.now().toFixed(0)}] ${message}`));
 
-const stats = new PlayerStats();
-const peers: PeerConnection[] = [];
-// The Track objects must stay reachable: a collected TrackWrapper closes its native track.
-const tracks: Track[] = [];
-/** The WHEP session resources (Location of each 201), deleted on stop. */
-const resources: string[] = [];
-/** POST → answer and POST → connected of each player, ms (shown with KILN_NDC_DEBUG). */
-const answerMs: number[] = [];
-const connectMs: number[] = [];
-let rtcpPackets = 0; // RTCP that reached onMessage (none while RtcpReceivingSession takes it)
-let badPackets = 0;
+/** Moments of one player's life on the `now()` clock, ms (NaN until they happen). */
+export interface PlayerTimes {
+  posted: number;
+  answered: number;
+  connected: number;
+  firstVideo: number;
+  firstKey: number;
+}
+
+export interface NdcPlayer {
+  pc: PeerConnection;
+  /** The Track objects must stay reachable: a collected TrackWrapper closes its native track. */
+  tracks: Track[];
+  /** The WHEP session resource (Location of the 201). */
+  resource: string | undefined;
+  times: PlayerTimes;
+  /** Resolves at the first video packet that starts a key frame. */
+  keyFrame: Promise<void>;
+  /** DELETEs the WHEP session and closes the peer connection. */
+  close: () => Promise<void>;
+}
+
+/** Counters of the packets that were not the RTP expected (shown with KILN_NDC_DEBUG). */
+const unexpected = { rtcp: 0, bad: 0 };
 
 /** True when the VP8 payload at p[off, end) starts a key frame (RFC 7741 descriptor + VP8 header). */
 function vp8KeyFrame(p: Buffer, off: number, end: number): boolean {
@@ -52,7 +68,11 @@ function vp8KeyFrame(p: Buffer, off: number, end: number): boolean {
   return (b0 & 0x10) !== 0 && (b0 & 0x07) === 0 && off + i < end && (p[off + i] & 0x01) === 0;
 }
 
-function player(index: number): Promise<void> {
+/**
+ * One WHEP player on `url`, offering `codec` for video; resolves once connected. With `stats`, its
+ * packets are counted there and its first-packet times recorded.
+ */
+export function openPlayer(url: string, index: number, codec: PlayerCodec, stats?: PlayerStats): Promise<NdcPlayer> {
   const pc = new PeerConnection(`player${index}`, {
     iceServers: [],
     bindAddress: '127.0.0.1',
@@ -60,33 +80,46 @@ function player(index: number): Promise<void> {
     enableIceUdpMux: false,
     disableAutoNegotiation: true,
   });
-  peers.push(pc);
   const video = new Video('0', 'RecvOnly');
-  video.addVP8Codec(VP8_PT);
+  if (codec === 'H264') video.addH264Codec(VIDEO_PT, 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1');
+  else video.addVP8Codec(VIDEO_PT);
   const audio = new Audio('1', 'RecvOnly');
   audio.addOpusCodec(OPUS_PT);
-  let t0 = 0;
-  let gotKey = false;
+  const stamped = codec === 'VP8';
+  const times: PlayerTimes = { posted: NaN, answered: NaN, connected: NaN, firstVideo: NaN, firstKey: NaN };
+  let onKey = () => {};
+  const keyFrame = new Promise<void>((resolve) => (onKey = resolve));
+  const player: NdcPlayer = {
+    pc,
+    tracks: [],
+    resource: undefined,
+    times,
+    keyFrame,
+    close: async () => {
+      if (player.resource) await fetch(player.resource, { method: 'DELETE', signal: AbortSignal.timeout(5000) }).catch(() => {});
+      pc.close();
+    },
+  };
 
   const receive = (track: Track, kind: 'video' | 'audio') => {
-    tracks.push(track);
+    player.tracks.push(track);
     track.setMediaHandler(new RtcpReceivingSession());
-    const c = stats.track();
-    const pt = kind === 'video' ? VP8_PT : OPUS_PT;
+    const c = stats?.track();
+    const pt = kind === 'video' ? VIDEO_PT : OPUS_PT;
     track.onMessage((b) => {
       const t = now();
       const len = b.length;
       if (len < 12 || (b[0] & 0xc0) !== 0x80) {
-        badPackets++;
+        unexpected.bad++;
         return;
       }
       const b1 = b[1];
       if (b1 >= 192 && b1 <= 223) {
-        rtcpPackets++; // RTCP (RFC 5761: packet types 192–223 never collide with dynamic RTP PTs)
+        unexpected.rtcp++; // RTCP (RFC 5761: packet types 192–223 never collide with dynamic RTP PTs)
         return;
       }
       if ((b1 & 0x7f) !== pt) {
-        badPackets++;
+        unexpected.bad++;
         return;
       }
       const b0 = b[0];
@@ -94,7 +127,7 @@ function player(index: number): Promise<void> {
       if (b0 & 0x10) {
         // Header extension: 16-bit profile, 16-bit length in 32-bit words.
         if (off + 4 > len) {
-          badPackets++;
+          unexpected.bad++;
           return;
         }
         off += 4 + 4 * b.readUInt16BE(off + 2);
@@ -102,26 +135,34 @@ function player(index: number): Promise<void> {
       let end = len;
       if (b0 & 0x20) end -= b[len - 1]; // padding: its count is the last byte
       if (off > end) {
-        badPackets++;
+        unexpected.bad++;
         return;
       }
-      if (kind === 'video' && !gotKey && vp8KeyFrame(b, off, end)) {
-        gotKey = true;
-        stats.firstKeyFrameMs.push(t - t0);
+      if (kind === 'video' && Number.isNaN(times.firstKey)) {
+        if (Number.isNaN(times.firstVideo)) {
+          times.firstVideo = t;
+          stats?.firstVideoMs.push(t - times.posted);
+        }
+        if (codec === 'VP8' ? vp8KeyFrame(b, off, end) : isKeyFrame('H264', b.subarray(off, end))) {
+          times.firstKey = t;
+          stats?.firstKeyFrameMs.push(t - times.posted);
+          stats?.answerToKeyMs.push(t - times.answered);
+          onKey();
+        }
       }
-      if (stats.measuring) stats.record(c, (b[2] << 8) | b[3], t, end - off >= 8 ? b.readDoubleBE(end - 8) : NaN);
+      if (c && stats!.measuring) stats!.record(c, (b[2] << 8) | b[3], t, stamped && end - off >= 8 ? b.readDoubleBE(end - 8) : NaN);
     });
   };
   receive(pc.addTrack(video), 'video');
   receive(pc.addTrack(audio), 'audio');
 
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<NdcPlayer>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`player ${index} did not connect (state ${pc.state()})`)), CONNECT_TIMEOUT_MS);
     pc.onStateChange((state) => {
       if (state === 'connected') {
         clearTimeout(timer);
-        connectMs.push(now() - t0);
-        resolve();
+        times.connected = now();
+        resolve(player);
       } else if (state === 'failed' || state === 'closed') {
         clearTimeout(timer);
         reject(new Error(`player ${index}: peer connection ${state}`));
@@ -133,13 +174,13 @@ function player(index: number): Promise<void> {
       posted = true;
       const sdp = pc.localDescription()?.sdp;
       if (!sdp) throw new Error(`player ${index}: no local description`);
-      t0 = now();
+      times.posted = now();
       const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp });
       if (res.status !== 201) throw new Error(`${url}: ${res.status} ${await res.text()}`);
       const location = res.headers.get('location');
-      if (location) resources.push(new URL(location, url).href);
+      if (location) player.resource = new URL(location, url).href;
       const answer = await res.text();
-      answerMs.push(now() - t0);
+      times.answered = now();
       if (process.env.KILN_NDC_DEBUG && index === 0) console.error(`offer:\n${sdp}\nanswer:\n${answer}`);
       pc.setRemoteDescription(answer, 'answer');
     };
@@ -155,32 +196,44 @@ function player(index: number): Promise<void> {
   });
 }
 
-/**
- * Ends every WHEP session with a DELETE (so the server stops forwarding to them at once, before the
- * next round), closes the peer connections, stops libdatachannel's threads and exits. The DELETEs
- * wait a little so they do not fall into the parent's measurement, which ends on `result`.
- */
-async function shutdown(code: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, 250));
-  await Promise.all(resources.map((r) => fetch(r, { method: 'DELETE', signal: AbortSignal.timeout(5000) }).catch(() => {})));
-  for (const pc of peers) pc.close();
-  cleanup();
-  process.exit(code);
-}
-
+/** The players process of `fanout.ts`: argv `url count [VP8|H264]`. */
 async function main(): Promise<void> {
-  const batch = 10;
-  for (let i = 0; i < count; i += batch) {
-    await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => player(i + j)));
+  const [url, countArg, codecArg] = process.argv.slice(2);
+  const count = Number(countArg);
+  const codec: PlayerCodec = codecArg === 'H264' ? 'H264' : 'VP8';
+  const stats = new PlayerStats();
+  const players: NdcPlayer[] = [];
+
+  /**
+   * Ends every WHEP session with a DELETE (so the server stops forwarding to them at once, before
+   * the next round), closes the peer connections, stops libdatachannel's threads and exits. The
+   * DELETEs wait a little so they do not fall into the parent's measurement, which ends on `result`.
+   */
+  const shutdown = async (code: number): Promise<void> => {
+    await new Promise((r) => setTimeout(r, 250));
+    await Promise.all(players.map((p) => p.close()));
+    cleanup();
+    process.exit(code);
+  };
+
+  try {
+    const batch = 10;
+    for (let i = 0; i < count; i += batch) {
+      const settled = await Promise.allSettled(Array.from({ length: Math.min(batch, count - i) }, (_, j) => openPlayer(url, i + j, codec, stats)));
+      for (const s of settled) if (s.status === 'fulfilled') players.push(s.value);
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+  } catch (err) {
+    process.send!({ type: 'error', message: String((err as Error)?.stack ?? err) }, () => void shutdown(1));
+    return;
   }
   stats.serve((code) => void shutdown(code), () => {
     if (process.env.KILN_NDC_DEBUG) {
       const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]?.toFixed(0);
-      console.error(`ndc players: ${rtcpPackets} RTCP and ${badPackets} unexpected packets; p50 POST→answer ${p50(answerMs)} ms, POST→connected ${p50(connectMs)} ms`);
+      console.error(`ndc players: ${unexpected.rtcp} RTCP and ${unexpected.bad} unexpected packets; p50 POST→answer ${p50(players.map((p) => p.times.answered - p.times.posted))} ms, POST→connected ${p50(players.map((p) => p.times.connected - p.times.posted))} ms`);
     }
   });
 }
 
-main().catch((err) => {
-  process.send!({ type: 'error', message: String(err?.stack ?? err) }, () => void shutdown(1));
-});
+if (import.meta.main) void main();

@@ -8,57 +8,65 @@
  *
  * (default 1,10,50,100,200; 10 s each; players on node-datachannel, `fanout-players-ndc.ts`, which
  * costs far less CPU than the werift players of `fanout-players.ts`).
+ *
+ * Its pieces (the fixture publisher, one measured round of N players, the CPU and metrics readers)
+ * are exported for `bench/rtsp.ts`.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { RtpPacket } from 'werift';
-import { startKiln } from '../test/helpers/kiln-process.ts';
+import { startKiln, type KilnProcess } from '../test/helpers/kiln-process.ts';
 import { loadFixture } from './fixture.ts';
 import { isKeyFrame } from '../src/media/bitstream.ts';
 import { loopbackPeer, connected, negotiate } from '../test/helpers/werift-peer.ts';
 
-const args = process.argv.slice(2);
-const counts = (args.find((a) => /^\d+(,\d+)*$/.test(a)) ?? '1,10,50,100,200').split(',').map(Number);
-const secondsIdx = args.indexOf('--seconds');
-const WINDOW_S = secondsIdx >= 0 ? Number(args[secondsIdx + 1]) : 10;
-const playersIdx = args.indexOf('--players');
-const PLAYERS = playersIdx >= 0 ? args[playersIdx + 1] : 'ndc';
-const PLAYERS_SCRIPTS: Record<string, string> = { ndc: './fanout-players-ndc.ts', werift: './fanout-players.ts' };
-if (!PLAYERS_SCRIPTS[PLAYERS]) throw new Error(`--players ${PLAYERS}: expected ndc or werift`);
-const PLAYERS_SCRIPT = PLAYERS_SCRIPTS[PLAYERS];
-const now = () => performance.timeOrigin + performance.now();
+export const now = (): number => performance.timeOrigin + performance.now();
 const TICK = 100; // USER_HZ on Linux
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** User and system CPU seconds of a process so far (utime, stime from /proc). */
-function cpuTimes(pid: number): { user: number; system: number } {
+export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) / TICK, system: Number(fields[12]) / TICK };
 }
 
-function rssMb(pid: number): number {
+export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function packetsOut(apiUrl: string): Promise<number> {
+/** Kiln's packets sent to players (all streams) so far, from /metrics. */
+export async function packetsOut(apiUrl: string): Promise<number> {
   const text = await (await fetch(`${apiUrl}/metrics`)).text();
   return Number(/^kiln_media_packets_total\{direction="out"\} (\d+)/m.exec(text)?.[1] ?? NaN);
 }
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
 };
 
-async function main(): Promise<void> {
+export type PlayersStack = 'ndc' | 'werift';
+const PLAYERS_SCRIPTS: Record<PlayersStack, string> = { ndc: './fanout-players-ndc.ts', werift: './fanout-players.ts' };
+
+/** The `--players` flag: ndc (default) or werift. */
+export function playersFlag(args: string[]): PlayersStack {
+  const i = args.indexOf('--players');
+  const stack = i >= 0 ? args[i + 1] : 'ndc';
+  if (stack !== 'ndc' && stack !== 'werift') throw new Error(`--players ${stack}: expected ndc or werift`);
+  return stack;
+}
+
+/** Players processes still running: a bench's cleanup kills them (on error or Ctrl-C). */
+export const children = new Set<ChildProcess>();
+
+/**
+ * Publishes the fixture to `stream` over WHIP (werift), replayed in real time and looped, until
+ * `stop()`. A PLI makes the replay jump to the next key frame, as a live encoder would answer it.
+ */
+export async function publishFixture(kiln: KilnProcess, stream: string): Promise<{ stop: () => Promise<void> }> {
   const records = await loadFixture();
-  // KILN_BENCH_PROFILE=dir writes a V8 CPU profile of the server there (node --cpu-prof).
-  const profile = process.env.KILN_BENCH_PROFILE;
-  const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn', ...(profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } : {}) });
-  const pid = kiln.child.pid!;
-  const stream = `bench${Date.now()}`;
-  // Publisher: werift, WHIP, replaying the fixture in real time, looped.
   const pub = loopbackPeer();
   const video = pub.addTransceiver('video', { direction: 'sendonly' });
   const audio = pub.addTransceiver('audio', { direction: 'sendonly' });
@@ -106,58 +114,149 @@ async function main(): Promise<void> {
       }
     }
   }, 2);
-  await new Promise((r) => setTimeout(r, 1000));
+  return {
+    stop: async () => {
+      clearInterval(pump);
+      await pub.close();
+    },
+  };
+}
 
-  const rows: string[] = [];
+/** What one round of N players measured. */
+export interface Round {
+  players: number;
+  seconds: number;
+  /** Kiln CPU seconds over the round, and the share of it in the kernel. */
+  cpu: number;
+  systemShare: number;
+  /** Packets Kiln sent to players over the round. */
+  forwarded: number;
+  /** Kiln CPU µs per forwarded packet over the whole round, and the median over 1 s windows. */
+  usPerPacket: number;
+  usPerPacketMedian: number;
+  rssMb: number;
+  /** Loss at the players, % (RTP sequence gaps). */
+  loss: number;
+  /** Forwarding delay (publisher send → player receive), ms; NaN when the packets carry no stamp. */
+  delayP50: number;
+  delayP99: number;
+  /** Per player: WHEP POST → first video packet, → first key frame; WHEP answer → first key frame. */
+  firstVideoMs: number[];
+  firstKeyFrameMs: number[];
+  answerToKeyMs: number[];
+}
+
+export interface RoundOptions {
+  players: PlayersStack;
+  seconds: number;
+  /** The video codec the players offer (VP8: the fixture, stamped; H264: a camera, unstamped). */
+  codec?: 'VP8' | 'H264';
+}
+
+/**
+ * N players (a child process) on the WHEP `url`: once all are connected and 2 s have passed,
+ * measures Kiln's CPU and packets out for `seconds`, sampled each second. Returns once the players
+ * have left (their sessions may still be closing in Kiln for a moment).
+ */
+export async function measureRound(kiln: KilnProcess, url: string, n: number, options: RoundOptions): Promise<Round> {
+  const pid = kiln.child.pid!;
+  const players = fork(new URL(PLAYERS_SCRIPTS[options.players], import.meta.url).pathname, [url, String(n), options.codec ?? 'VP8'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(players);
+  const exited = new Promise<void>((resolve) => players.once('exit', () => {
+    children.delete(players);
+    resolve();
+  }));
+  await new Promise<void>((resolve, reject) => {
+    players.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? resolve() : reject(new Error(m.message))));
+    players.once('exit', (code) => reject(new Error(`players exited ${code}`)));
+  });
+  await sleep(2000); // settle
+  const cpu0 = cpuTimes(pid);
+  const out0 = await packetsOut(kiln.apiUrl);
+  const t0 = now();
+  players.send({ type: 'start' });
+  // 1 s windows: CPU µs per forwarded packet in each.
+  const perWindow: number[] = [];
+  let prev = { cpu: cpu0.user + cpu0.system, out: out0 };
+  for (let w = 1; w <= Math.floor(options.seconds); w++) {
+    await sleep(Math.max(0, t0 + w * 1000 - now()));
+    const out = await packetsOut(kiln.apiUrl);
+    const c = cpuTimes(pid);
+    const cpu = c.user + c.system;
+    if (out > prev.out) perWindow.push((cpu - prev.cpu) * 1e6 / (out - prev.out));
+    prev = { cpu, out };
+  }
+  await sleep(Math.max(0, t0 + options.seconds * 1000 - now()));
+  type Result = { expected: number; received: number; delayP50: number; delayP99: number; firstKeyFrameMs: number[]; firstVideoMs?: number[]; answerToKeyMs?: number[] };
+  const result = await new Promise<Result>((resolve) => {
+    players.once('message', (m: Result) => resolve(m));
+    players.send({ type: 'stop' });
+  });
+  const cpu1 = cpuTimes(pid);
+  const out1 = await packetsOut(kiln.apiUrl);
+  const seconds = (now() - t0) / 1000;
+  const rss = rssMb(pid);
+  await exited;
+  const forwarded = out1 - out0;
+  const cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
+  return {
+    players: n,
+    seconds,
+    cpu,
+    systemShare: cpu > 0 ? (cpu1.system - cpu0.system) / cpu : 0,
+    forwarded,
+    usPerPacket: forwarded > 0 ? cpu * 1e6 / forwarded : NaN,
+    usPerPacketMedian: median(perWindow),
+    rssMb: rss,
+    loss: result.expected > 0 ? Math.max(0, (1 - result.received / result.expected) * 100) : NaN,
+    delayP50: result.delayP50,
+    delayP99: result.delayP99,
+    firstVideoMs: result.firstVideoMs ?? [],
+    firstKeyFrameMs: result.firstKeyFrameMs,
+    answerToKeyMs: result.answerToKeyMs ?? [],
+  };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const counts = (args.find((a) => /^\d+(,\d+)*$/.test(a)) ?? '1,10,50,100,200').split(',').map(Number);
+  const secondsIdx = args.indexOf('--seconds');
+  const seconds = secondsIdx >= 0 ? Number(args[secondsIdx + 1]) : 10;
+  const players = playersFlag(args);
+  // KILN_BENCH_PROFILE=dir writes a V8 CPU profile of the server there (node --cpu-prof).
+  const profile = process.env.KILN_BENCH_PROFILE;
+  await loadFixture();
+  const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn', ...(profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } : {}) });
+  const stream = `bench${Date.now()}`;
+  const publisher = await publishFixture(kiln, stream);
+  await sleep(1000);
+
   const header = 'players | server CPU % (sys) | CPU µs/fwd pkt | fwd pkt/s | RSS MB | loss % | delay p50 ms | delay p99 ms | 1st key frame p50 ms';
   console.log(header);
   console.log(header.replace(/[^|]/g, '-'));
   for (const n of counts) {
-    const players = fork(new URL(PLAYERS_SCRIPT, import.meta.url).pathname, [`${kiln.signalingUrl}/app/${stream}?direction=whep`, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    await new Promise<void>((resolve, reject) => {
-      players.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? resolve() : reject(new Error(m.message))));
-      players.once('exit', (code) => reject(new Error(`players exited ${code}`)));
-    });
-    await new Promise((r) => setTimeout(r, 2000)); // settle
-    const cpu0 = cpuTimes(pid);
-    const out0 = await packetsOut(kiln.apiUrl);
-    const t0 = now();
-    players.send({ type: 'start' });
-    await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
-    const result = await new Promise<{ expected: number; received: number; delayP50: number; delayP99: number; firstKeyFrameMs: number[] }>((resolve) => {
-      players.once('message', (m: { type: string; expected: number; received: number; delayP50: number; delayP99: number; firstKeyFrameMs: number[] }) => resolve(m));
-      players.send({ type: 'stop' });
-    });
-    const cpu1 = cpuTimes(pid);
-    const out1 = await packetsOut(kiln.apiUrl);
-    const seconds = (now() - t0) / 1000;
-    const rss = rssMb(pid);
-    await new Promise((r) => players.once('exit', r));
-    const forwarded = out1 - out0;
-    const cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
-    const systemShare = cpu > 0 ? (cpu1.system - cpu0.system) / cpu : 0;
-    const loss = result.expected > 0 ? (1 - result.received / result.expected) * 100 : NaN;
+    const r = await measureRound(kiln, `${kiln.signalingUrl}/app/${stream}?direction=whep`, n, { players, seconds });
     const row = [
       String(n).padStart(7),
-      `${(cpu / seconds * 100).toFixed(1)} (${(systemShare * 100).toFixed(0)}% sys)`.padStart(14),
-      (forwarded > 0 ? cpu * 1e6 / forwarded : NaN).toFixed(1).padStart(14),
-      (forwarded / seconds).toFixed(0).padStart(9),
-      rss.toFixed(0).padStart(6),
-      Math.max(0, loss).toFixed(2).padStart(6),
-      result.delayP50.toFixed(2).padStart(12),
-      result.delayP99.toFixed(2).padStart(12),
-      median(result.firstKeyFrameMs).toFixed(0).padStart(20),
+      `${(r.cpu / r.seconds * 100).toFixed(1)} (${(r.systemShare * 100).toFixed(0)}% sys)`.padStart(14),
+      r.usPerPacket.toFixed(1).padStart(14),
+      (r.forwarded / r.seconds).toFixed(0).padStart(9),
+      r.rssMb.toFixed(0).padStart(6),
+      r.loss.toFixed(2).padStart(6),
+      r.delayP50.toFixed(2).padStart(12),
+      r.delayP99.toFixed(2).padStart(12),
+      median(r.firstKeyFrameMs).toFixed(0).padStart(20),
     ].join(' | ');
-    rows.push(row);
     console.log(row);
-    await new Promise((r) => setTimeout(r, 2000)); // let the players' sessions close
+    await sleep(2000); // let the players' sessions close
   }
-  clearInterval(pump);
-  await pub.close();
+  await publisher.stop();
   await kiln.stop();
 }
 
-main().then(() => process.exit(0), (err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (import.meta.main) {
+  main().then(() => process.exit(0), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,7 +1,8 @@
 /**
  * What every benchmark player process measures, whichever WebRTC stack it runs on: per-track loss
  * from RTP sequence numbers (with wrap), forwarding delay from the publisher's send time stamped in
- * the last 8 bytes of each payload, and the time to each player's first key frame. It also speaks
+ * the last 8 bytes of each payload, and the time to each player's first video packet and first key
+ * frame (from its WHEP POST; the key frame also from its WHEP answer). It also speaks
  * the IPC of `bench/fanout.ts`: `ready` out; `start` resets the counters; `stop` gets `result`.
  */
 
@@ -18,7 +19,10 @@ export interface TrackCounter {
 
 export class PlayerStats {
   readonly counters: TrackCounter[] = [];
+  /** Per player, ms: WHEP POST → first key frame, POST → first video packet, answer → first key frame. */
   readonly firstKeyFrameMs: number[] = [];
+  readonly firstVideoMs: number[] = [];
+  readonly answerToKeyMs: number[] = [];
   readonly #delays = new Float64Array(4_000_000);
   #delayCount = 0;
   measuring = false;
@@ -63,7 +67,7 @@ export class PlayerStats {
     }
     const sorted = this.#delays.subarray(0, this.#delayCount).sort();
     const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
-    return { type: 'result', firstKeyFrameMs: this.firstKeyFrameMs, expected, received, delayP50: pick(0.5), delayP99: pick(0.99), samples: this.#delayCount };
+    return { type: 'result', firstKeyFrameMs: this.firstKeyFrameMs, firstVideoMs: this.firstVideoMs, answerToKeyMs: this.answerToKeyMs, expected, received, delayP50: pick(0.5), delayP99: pick(0.99), samples: this.#delayCount };
   }
 
   /** Tells the parent the players are ready, then measures on `start` and reports on `stop`. */

@@ -155,6 +155,8 @@ export class RtspPull {
   readonly #log: Logger;
   readonly #tracks: { video?: OutTrack; audio?: OutTrack } = {};
   #conn: Connection | undefined;
+  /** The connection being made (closed by `close()` too). */
+  #attempt: Connection | undefined;
   #urlIndex = 0;
   #backoff = 0;
   #retry: NodeJS.Timeout | undefined;
@@ -226,8 +228,10 @@ export class RtspPull {
       onClose: (err) => this.#onDrop(conn, err),
     });
     conn.client = client;
+    this.#attempt = conn;
     try {
       const media = await client.describe();
+      if (this.#closed) throw new RtspError('the pull was stopped');
       const chosen = selectMedia(media);
       if (chosen.video === undefined && chosen.audio === undefined) {
         const offered = media.map((m) => `${m.kind}/${m.encoding}`).join(', ') || 'nothing';
@@ -249,10 +253,12 @@ export class RtspPull {
         if (--pending === 0) onMedia();
       };
       await client.play(media, indices);
+      if (this.#closed) throw new RtspError('the pull was stopped');
       this.session.activate();
       this.#conn = conn;
       const timeout = this.#options.timeoutMs;
       const got = await Promise.race([firstMedia.then(() => true), delay(timeout).then(() => false)]);
+      if (this.#closed) throw new RtspError('the pull was stopped');
       if (!got && bindings.every((b) => !b || b.packets === 0)) {
         throw new RtspError(`no media received within ${timeout} ms of PLAY (${client.transport.toUpperCase()})`);
       }
@@ -265,6 +271,7 @@ export class RtspPull {
       }
       throw err;
     }
+    this.#attempt = undefined;
     this.#lastInputAt = Date.now();
     this.#backoff = 0;
     this.#log.info({ session: this.session.id, url: maskUrl(url), transport: client.transport }, 'rtsp pull connected');
@@ -449,6 +456,7 @@ export class RtspPull {
   }
 
   #closeConnection(conn: Connection): void {
+    if (this.#attempt === conn) this.#attempt = undefined;
     conn.client.close();
     for (const t of conn.transcoders) t.close();
   }
@@ -462,6 +470,8 @@ export class RtspPull {
     const conn = this.#conn;
     this.#conn = undefined;
     if (conn) this.#closeConnection(conn);
+    if (this.#attempt && this.#attempt !== conn) this.#closeConnection(this.#attempt);
+    this.#attempt = undefined;
     this.forwarder.close();
   }
 

@@ -142,6 +142,17 @@ export class RtspClient {
 
   async #setup(media: MediaDescription, index: number): Promise<void> {
     const channel: Channel = { index, stats: new ReceptionStats(media.clockRate || 90000) };
+    try {
+      await this.#setupChannel(media, channel);
+    } catch (err) {
+      // Sockets bound for a SETUP that failed are not in #channels yet: close them here.
+      this.#closeUdp(channel);
+      throw err;
+    }
+    this.#channels.push(channel);
+  }
+
+  async #setupChannel(media: MediaDescription, channel: Channel): Promise<void> {
     const attempt = async (transport: RtspTransport): Promise<RtspMessage> => {
       let header: string;
       if (transport === 'tcp') {
@@ -178,7 +189,6 @@ export class RtspClient {
       channel.serverRtcpPort = transport.serverPort?.[1];
       this.#listenUdp(channel);
     }
-    this.#channels.push(channel);
   }
 
   /** Binds an even/odd UDP port pair on the address the control connection uses. */
@@ -414,7 +424,7 @@ export class RtspClient {
     }
     this.#pending.clear();
     // Give TEARDOWN a moment to leave, then drop the connection.
-    if (socket) setTimeout(() => socket.destroy(), 200).unref();
+    if (socket) setTimeout(() => socket.destroy(), 200);
   }
 }
 
