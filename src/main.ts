@@ -57,6 +57,11 @@ async function main(): Promise<number> {
   return 0;
 }
 
+// A closed terminal or pipe (EPIPE) must not turn every later write into another uncaught
+// exception: the server keeps running, and stops on its signal, without its output.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
+
 process.on('uncaughtException', (err) => {
   process.stderr.write(`kiln: uncaught exception: ${err.stack ?? err}\n`);
 });

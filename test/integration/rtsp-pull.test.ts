@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
 import { startKilnInProcess, type InProcessKiln } from '../helpers/kiln-process.ts';
 import { connected, negotiate } from '../helpers/werift-peer.ts';
@@ -252,3 +253,136 @@ describe('a camera that drops and comes back with a new timeline', () => {
     }
   });
 });
+
+describe('session upkeep and transports', () => {
+  test('keep-alive within the session timeout (GET_PARAMETER when offered) and RTCP receiver reports', async () => {
+    const seen: string[] = [];
+    const reports: Buffer[] = [];
+    let stop = () => {};
+    const cam = await withCamera((req, socket, reply) => {
+      seen.push(req.method);
+      if (req.method === 'SETUP') return reply('200 OK', { Session: 'ka;timeout=4', Transport: 'RTP/AVP/TCP;unicast;interleaved=0-1' });
+      camera({}, (s) => (stop = sendH264(s, { seq: 1, ts: 1, ssrc: 0xabc })))(req, socket, reply);
+    }, (socket) => {
+      // Frames the client sends on the RTCP channel (1).
+      socket.on('data', (d) => {
+        for (let at = d.indexOf(0x24); at >= 0 && at + 4 <= d.length; at = d.indexOf(0x24, at + 1)) {
+          if (d[at + 1] === 1 && d[at + 5] === 201) reports.push(d.subarray(at + 4, at + 4 + d.readUInt16BE(at + 2)));
+        }
+      });
+    });
+    try {
+      const res = await pull('upkeep', cam.url);
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.ok(seen.includes('GET_PARAMETER'), `requests: ${seen.join(', ')}`);
+      assert.ok(reports.length >= 1, 'a receiver report arrived');
+      assert.equal(reports[0].readUInt32BE(8), 0xabc, 'it reports on the camera\'s SSRC');
+      const del = await fetch(`${apiUrl}/v1/vhosts/default/apps/app/streams/upkeep`, { method: 'DELETE', headers: { authorization: `Basic ${Buffer.from('admin:pw').toString('base64')}` } });
+      assert.equal(del.status, 200);
+      await waitUntil(() => seen.includes('TEARDOWN'));
+      assert.ok(seen.includes('TEARDOWN'), 'DELETE sends TEARDOWN');
+    } finally {
+      stop();
+    }
+  });
+
+  test('TCP refused with 461: falls back to UDP, and media arrives over UDP', async () => {
+    const udp = createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+    let timer: NodeJS.Timeout | undefined;
+    const cam = await withCamera(camera({
+      SETUP: (req, _s, reply) => {
+        const transport = req.headers.get('transport') ?? '';
+        const port = /client_port=(\d+)/.exec(transport);
+        if (!port) return reply('461 Unsupported Transport');
+        reply('200 OK', { Session: 'u1', Transport: `RTP/AVP;unicast;client_port=${port[1]}-${Number(port[1]) + 1};server_port=${udp.address().port}-${udp.address().port + 1}` });
+        let n = 0;
+        timer = setInterval(() => {
+          const rtp = Buffer.alloc(112, 0x11);
+          rtp[0] = 0x80;
+          rtp[1] = 0x80 | 96;
+          rtp.writeUInt16BE(n, 2);
+          rtp.writeUInt32BE(n * 3000, 4);
+          rtp[12] = n % 10 === 0 ? 0x65 : 0x41;
+          n++;
+          udp.send(rtp, Number(port[1]), '127.0.0.1');
+        }, 33);
+      },
+    }));
+    try {
+      const res = await pull('via-udp', cam.url);
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const counters = node.kiln.catalog.app('default', 'app').stream('via-udp').source.counters;
+      const before = counters.packetsIn;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(counters.packetsIn > before, 'packets keep arriving over UDP');
+    } finally {
+      clearInterval(timer);
+      udp.close();
+    }
+  });
+
+  test('UDP that brings nothing: falls back to TCP interleaved', async () => {
+    const transports: string[] = [];
+    let stop = () => {};
+    const cam = await withCamera(camera({
+      SETUP: (req, _s, reply) => {
+        const transport = req.headers.get('transport') ?? '';
+        transports.push(transport.split(';')[0]);
+        if (transport.includes('client_port')) return reply('200 OK', { Session: 'x', Transport: `${transport};server_port=40000-40001` });
+        reply('200 OK', { Session: 'x', Transport: 'RTP/AVP/TCP;unicast;interleaved=0-1' });
+      },
+    }, (s) => {
+      if (transports[transports.length - 1] === 'RTP/AVP/TCP') stop = sendH264(s, { seq: 1, ts: 1, ssrc: 5 });
+    }));
+    try {
+      const res = await pull('udp-blocked', cam.url, { rtspTransport: 'udp' });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      assert.deepEqual(transports, ['RTP/AVP', 'RTP/AVP/TCP']);
+    } finally {
+      stop();
+    }
+  });
+
+  test('H.265 passes through to players that take it, and only to them', async () => {
+    const h265Sdp = SDP.replace('H264/90000', 'H265/90000').replace(/a=fmtp:96 .*\r\n/, '');
+    let stop = () => {};
+    const cam = await withCamera(camera({ DESCRIBE: (req, _s, reply) => reply('200 OK', { 'Content-Type': 'application/sdp', 'Content-Base': `${req.url}/` }, h265Sdp) }, (s) => {
+      stop = sendH264(s, { seq: 1, ts: 1, ssrc: 7 }); // payload bytes are opaque to a pass-through
+    }));
+    const pc = new RTCPeerConnection({
+      iceServers: [],
+      iceUseIpv6: false,
+      iceInterfaceAddresses: { udp4: '127.0.0.1' },
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+      codecs: { video: [new RTCRtpCodecParameters({ mimeType: 'video/H265', clockRate: 90000, payloadType: 104, rtcpFeedback: [useNACK(), usePLI()] })] },
+      headerExtensions: { video: [useSdesMid()] },
+    });
+    try {
+      const res = await pull('hevc', cam.url);
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      assert.equal(res.body.response.input.tracks[0].video.codec, 'H265');
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      let received = 0;
+      pc.ontrack = ({ track }) => track.onReceiveRtp.subscribe(() => received++);
+      await negotiate(pc, `${node.signalingUrl}/app/hevc?direction=whep`);
+      await connected(pc);
+      await waitUntil(() => received > 10);
+      assert.ok(received > 10, `H.265 packets received: ${received}`);
+      // A viewer that offers only H.264 cannot play it: WHEP says so.
+      const h264Only = new RTCPeerConnection({ codecs: { video: [new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 102, parameters: 'packetization-mode=1;profile-level-id=42e01f' })] } });
+      h264Only.addTransceiver('video', { direction: 'recvonly' });
+      await assert.rejects(negotiate(h264Only, `${node.signalingUrl}/app/hevc?direction=whep`), /406/);
+      await h264Only.close();
+    } finally {
+      stop();
+      await pc.close();
+    }
+  });
+});
+
+async function waitUntil(done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+}

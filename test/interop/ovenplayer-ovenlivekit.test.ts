@@ -10,6 +10,7 @@ import type { Page } from 'playwright-core';
 import { startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
 import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { startSite, type Site } from '../helpers/site.ts';
+import { startRtspServer } from '../helpers/rtsp-server.ts';
 
 const OVENPLAYER = fileURLToPath(import.meta.resolve('ovenplayer/dist/ovenplayer.js'));
 const OVENLIVEKIT = fileURLToPath(new URL('dist/OvenLiveKit.min.js', import.meta.resolve('ovenlivekit/package.json')));
@@ -149,5 +150,29 @@ describe('OvenLiveKit publishes and OvenPlayer plays over OME signaling', () => 
     const list = await waitFor(async () => (await (await fetch(`${kiln.apiUrl}/v1/vhosts/default/apps/app/streams`, { headers: { authorization: kiln.basic } })).json()).response,
       (r: string[]) => r.length === 0, 10_000);
     assert.deepEqual(list, []);
+  });
+});
+
+describe('OvenPlayer plays a camera pulled over RTSP', () => {
+  test('an H.264 + AAC camera created through the OME API decodes in OvenPlayer, with audio as Opus', async () => {
+    const camera = await startRtspServer();
+    try {
+      const res = await fetch(`${kiln.apiUrl}/v1/vhosts/default/apps/app/streams`, {
+        method: 'POST',
+        headers: { authorization: kiln.basic, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'ipcam', urls: [camera.url('/h264-aac')], properties: { persistent: false } }),
+      });
+      assert.equal(res.status, 201, await res.clone().text());
+      const player = await ovenPlayer('ipcam');
+      const stats = await waitFor(() => inboundStats(player, 'opPeer'), (s) => s.framesDecoded > 10 && s.audioPacketsReceived > 20, 20_000);
+      const events = await player.evaluate(() => (window as unknown as { opEvents: string[] }).opEvents);
+      assert.ok(stats.framesDecoded > 10, `frames decoded ${stats.framesDecoded}; player events ${events.join(', ')}`);
+      assert.equal(stats.frameWidth, 640);
+      assert.ok(stats.audioPacketsReceived > 20);
+      assert.ok(events.includes('state:playing'), `player events ${events.join(', ')}`);
+      await player.close();
+    } finally {
+      await camera.stop();
+    }
   });
 });

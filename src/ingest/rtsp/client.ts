@@ -360,7 +360,11 @@ export class RtspClient {
         if (answer.status === 454) this.#fail(new RtspError('the server forgot the session (454 Session Not Found)'));
       }, () => {});
     }, every);
-    this.#reports = setInterval(() => this.#sendReports(), 5000);
+    // The first receiver report soon after PLAY, then every 5 s (RFC 3550 §6.2 at this rate).
+    this.#reports = setTimeout(() => {
+      this.#sendReports();
+      this.#reports = setInterval(() => this.#sendReports(), 5000);
+    }, 1000);
   }
 
   #sendReports(): void {
