@@ -211,5 +211,8 @@ describe('OpenAPI', () => {
     }
     assert.ok(doc.paths['/v1/vhosts/{vhost}/apps/{app}/streams/{stream}'].delete);
     assert.ok(doc.paths['/v1/vhosts/{vhost}/apps/{app}/streams/{stream}/sessions/{session}'].delete);
+    const pull = doc.paths['/v1/vhosts/{vhost}/apps/{app}/streams'].post;
+    assert.deepEqual(Object.keys(pull.responses).sort(), ['201', '400', '401', '404', '409', '502']);
+    assert.deepEqual(pull.requestBody.content['application/json'].schema.required, ['name', 'urls']);
   });
 });

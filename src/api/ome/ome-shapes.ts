@@ -88,7 +88,7 @@ export function streamInfo(stream: Stream): Record<string, unknown> {
     tracks: stream.tracks.map((t) => trackShape(t, false)),
   };
   if (stream.sourceUrl) input.sourceUrl = stream.sourceUrl;
-  // Kiln forwards without transcoding: one output, every track bypassed, OME's WebRTC playlist.
+  // One output with OME's WebRTC playlist: tracks bypassed, except pulled audio transcoded to Opus.
   const playlist = {
     name: 'webrtc_default',
     fileName: 'webrtc_default',

@@ -54,6 +54,39 @@ export function omeOpenApi(): object {
       '/v1/vhosts/{vhost}/apps/{app}': { get: { summary: 'Application info', parameters: [vhost, app], responses: { 200: { description: 'OK', ...json(envelope({ type: 'object' })) }, ...errorResponses } } },
       '/v1/vhosts/{vhost}/apps/{app}/streams': {
         get: { summary: 'List streams', parameters: [vhost, app], responses: { 200: { description: 'OK', ...json(names) }, ...errorResponses } },
+        post: {
+          summary: 'Create Stream (Pull): pull an RTSP URL into a new stream',
+          parameters: [vhost, app],
+          requestBody: {
+            required: true,
+            ...json({
+              type: 'object',
+              required: ['name', 'urls'],
+              properties: {
+                name: { type: 'string' },
+                urls: { type: 'array', minItems: 1, items: { type: 'string', example: 'rtsp://user:password@192.168.0.20:554/stream1' } },
+                properties: {
+                  type: 'object',
+                  properties: {
+                    persistent: { type: 'boolean', default: false },
+                    noInputFailoverTimeout: { type: 'integer', default: 3000, description: 'ms (also accepted as noInputFailoverTimeoutMs)' },
+                    unusedStreamDeletionTimeout: { type: 'integer', default: 60000, description: 'ms (also accepted as unusedStreamDeletionTimeoutMs)' },
+                    ignoreRtcpSRTimestamp: { type: 'boolean', default: false },
+                    retryCount: { type: 'integer', default: 1 },
+                    rtspTransport: { type: 'string', enum: ['tcp', 'udp'], default: 'tcp', description: 'Kiln: the transport tried first' },
+                  },
+                },
+              },
+            }),
+          },
+          responses: {
+            201: { description: 'Created, once the source\'s tracks are known', ...json(envelope({ $ref: '#/components/schemas/Stream' })) },
+            400: { description: 'The body is not a JSON object or lacks a required value', ...json(error) },
+            ...errorResponses,
+            409: { description: 'A stream with the same name already exists', ...json(error) },
+            502: { description: 'The URL could not be pulled; the message names the cause', ...json(error) },
+          },
+        },
       },
       '/v1/vhosts/{vhost}/apps/{app}/streams/{stream}': {
         get: { summary: 'Stream info', parameters: [vhost, app, stream], responses: { 200: { description: 'OK', ...json(envelope({ $ref: '#/components/schemas/Stream' })) }, ...errorResponses } },
