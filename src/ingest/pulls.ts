@@ -58,7 +58,7 @@ export function pullProperties(given: Record<string, unknown>): PullProperties {
   p.noInputFailoverTimeoutMs = int(['noInputFailoverTimeoutMs', 'noInputFailoverTimeout'], 500) ?? p.noInputFailoverTimeoutMs;
   p.unusedStreamDeletionTimeoutMs = int(['unusedStreamDeletionTimeoutMs', 'unusedStreamDeletionTimeout'], 1000) ?? p.unusedStreamDeletionTimeoutMs;
   p.retryCount = int(['retryCount'], 0) ?? p.retryCount;
-  if (p.retryCount > 10) throw errors.badRequest('properties.retryCount must be at most 10');
+  if (p.retryCount > 5) throw errors.badRequest('properties.retryCount must be at most 5');
   const transport = given.rtspTransport;
   if (transport !== undefined) {
     if (transport !== 'tcp' && transport !== 'udp') throw errors.badRequest('properties.rtspTransport must be "tcp" or "udp"');
@@ -87,9 +87,9 @@ export class PullManager {
     const { catalog } = this.#options;
     const application = catalog.app(request.vhost, request.app);
     checkName('stream', request.name);
-    const properties = pullProperties(request.properties);
     const key = `${request.vhost}/${request.app}/${request.name}`;
     if (application.streams.has(request.name) || this.#pending.has(key)) throw errors.streamExists(request.vhost, request.app, request.name);
+    const properties = pullProperties(request.properties);
     const schemes = new Set<string>();
     for (const url of request.urls) {
       let parsed: URL;
@@ -202,6 +202,7 @@ export class PullManager {
         this.#options.logger.warn({ stream: `${vhost}/${app}/${name}`, err: (err as Error).message }, 'persistent pull stream not restored');
         return;
       }
+      if (this.#closed) return;
       const wait = Math.min(30_000, 1000 * 2 ** attempt);
       this.#options.logger.warn({ stream: `${vhost}/${app}/${name}`, err: (err as Error).message, retryInMs: wait }, 'persistent pull stream: source unavailable, will retry');
       const timer = setTimeout(() => {

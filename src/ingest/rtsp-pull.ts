@@ -45,6 +45,9 @@ const BACKOFF_MAX_MS = 5000;
 
 const NO_EXTENSIONS: never[] = [];
 
+/** The longest an API request to create a pull waits for a URL that works, ms. */
+const OPEN_BUDGET_MS = 30_000;
+
 /**
  * Maps one source timeline onto the track's output timeline: within a connection a fixed offset;
  * on a new connection the output continues from where it stopped, advanced by the wall-clock gap.
@@ -107,6 +110,9 @@ interface Binding {
   /** Sends a re-packetized payload at `outTs` (one closure per binding, not per packet). */
   emit: (payload: Buffer, marker: boolean) => void;
   packets: number;
+  /** The camera's SSRC and last sequence number, to see restarts, losses and late packets. */
+  ssrc: number;
+  lastSeq: number;
 }
 
 interface Connection {
@@ -114,9 +120,12 @@ interface Connection {
   url: string;
   bindings: (Binding | undefined)[];
   lastPacketAt: number;
-  /** Resolves when every bound media has delivered a packet. */
-  firstMedia: Promise<void>;
-  onMedia: () => void;
+  /** Bound media that have not delivered a packet yet. */
+  pending: number;
+  /** Ends the wait of `#connect`: every media has delivered (undefined), or the connection failed. */
+  settle: (failure: Error | undefined) => void;
+  /** Set once this connection feeds the stream (after its first media). */
+  live: boolean;
   transcoders: AudioTranscoder[];
 }
 
@@ -193,8 +202,14 @@ export class RtspPull {
   async open(): Promise<void> {
     const causes: string[] = [];
     const attempts = Math.max(1, this.properties.retryCount);
+    // However many URLs and retries, the API caller gets an answer within this budget.
+    const deadline = Date.now() + OPEN_BUDGET_MS;
     for (let u = 0; u < this.urls.length && !this.#closed; u++) {
       for (let a = 0; a < attempts && !this.#closed; a++) {
+        if (Date.now() > deadline) {
+          causes.push(`${maskUrl(this.urls[u])} - not tried: gave up after ${OPEN_BUDGET_MS / 1000} s`);
+          break;
+        }
         try {
           this.#urlIndex = u;
           await this.#connect(this.urls[u]);
@@ -211,13 +226,12 @@ export class RtspPull {
     throw new PullError(this.#closed ? 'the pull was stopped' : causes.join('; '));
   }
 
-  /** One connection: DESCRIBE, choose media, SETUP/PLAY, wait for the first packets. */
+  /** One connection: DESCRIBE, choose media, SETUP/PLAY, wait for the first packets, then go live. */
   async #connect(url: string, transport = this.properties.transport, fallback = true): Promise<void> {
     const bindings: (Binding | undefined)[] = [];
-    let pending = 0;
-    let onMedia = () => {};
-    const firstMedia = new Promise<void>((resolve) => (onMedia = resolve));
-    const conn: Connection = { client: undefined as never, url, bindings, lastPacketAt: Date.now(), firstMedia, onMedia, transcoders: [] };
+    let settle: (failure: Error | undefined) => void = () => {};
+    const settled = new Promise<Error | undefined>((resolve) => (settle = resolve));
+    const conn: Connection = { client: undefined as never, url, bindings, lastPacketAt: Date.now(), pending: 0, settle, live: false, transcoders: [] };
     const client = new RtspClient({
       url,
       transport,
@@ -225,13 +239,15 @@ export class RtspPull {
       userAgent: 'Kiln',
       onRtp: (index, packet) => this.#onRtp(conn, index, packet),
       onSenderReport: (index, ntp, rtp) => this.#onSenderReport(conn, index, ntp, rtp),
-      onClose: (err) => this.#onDrop(conn, err),
+      onClose: (err) => this.#onDrop(conn, err ?? new RtspError('the connection ended')),
     });
     conn.client = client;
     this.#attempt = conn;
+    const stopped = () => new RtspError('the pull was stopped');
+    let timer: NodeJS.Timeout | undefined;
     try {
       const media = await client.describe();
-      if (this.#closed) throw new RtspError('the pull was stopped');
+      if (this.#closed) throw stopped();
       const chosen = selectMedia(media);
       if (chosen.video === undefined && chosen.audio === undefined) {
         const offered = media.map((m) => `${m.kind}/${m.encoding}`).join(', ') || 'nothing';
@@ -243,35 +259,38 @@ export class RtspPull {
         const track = this.#tracks[kind];
         if (index === undefined || !track) continue;
         const binding = await this.#bind(conn, track, media[index]);
+        if (this.#closed) throw stopped();
         if (binding) bindings[index] = binding;
       }
       const indices = bindings.map((b, i) => (b ? i : -1)).filter((i) => i >= 0);
       if (indices.length === 0) throw new RtspError('no track matches the stream\'s tracks any more');
-      pending = indices.length;
-      for (const b of bindings) if (b) b.packets = 0;
-      conn.onMedia = () => {
-        if (--pending === 0) onMedia();
-      };
+      conn.pending = indices.length;
       await client.play(media, indices);
-      if (this.#closed) throw new RtspError('the pull was stopped');
-      this.session.activate();
-      this.#conn = conn;
+      if (this.#closed) throw stopped();
+      conn.lastPacketAt = Date.now();
       const timeout = this.#options.timeoutMs;
-      const got = await Promise.race([firstMedia.then(() => true), delay(timeout).then(() => false)]);
-      if (this.#closed) throw new RtspError('the pull was stopped');
-      if (!got && bindings.every((b) => !b || b.packets === 0)) {
+      timer = setTimeout(() => settle(undefined), timeout);
+      const failure = await settled;
+      if (failure) throw failure;
+      if (this.#closed) throw stopped();
+      if (bindings.every((b) => !b || b.packets === 0)) {
         throw new RtspError(`no media received within ${timeout} ms of PLAY (${client.transport.toUpperCase()})`);
       }
     } catch (err) {
-      if (this.#conn === conn) this.#conn = undefined;
       this.#closeConnection(conn);
       // UDP that brings nothing (a firewall, NAT): try interleaved TCP once.
       if (fallback && client.transport === 'udp' && err instanceof RtspError && /no media received/.test(err.message)) {
         return this.#connect(url, 'tcp', false);
       }
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
+    // Live: this connection feeds the stream from now on.
+    conn.live = true;
+    this.#conn = conn;
     this.#attempt = undefined;
+    this.session.activate();
     this.#lastInputAt = Date.now();
     this.#backoff = 0;
     this.#log.info({ session: this.session.id, url: maskUrl(url), transport: client.transport }, 'rtsp pull connected');
@@ -322,7 +341,10 @@ export class RtspPull {
   async #bind(conn: Connection, track: OutTrack, m: MediaDescription): Promise<Binding | undefined> {
     track.timeline.rebase();
     track.forward.senderReport = undefined;
-    const binding: Binding = { track, mode: 'pass', outTs: 0, packets: 0, emit: (payload, marker) => this.#emit(track, payload, marker, binding.outTs) };
+    const binding: Binding = {
+      track, mode: 'pass', outTs: 0, packets: 0, ssrc: 0, lastSeq: 0,
+      emit: (payload, marker) => this.#emit(track, payload, marker, binding.outTs),
+    };
     if (track.kind === 'video') {
       if (m.encoding !== track.codec) {
         this.#log.warn({ session: this.session.id, was: track.codec, now: m.encoding }, 'rtsp source changed its video codec: video dropped');
@@ -340,10 +362,11 @@ export class RtspPull {
       source: { payloadType: m.payloadType, encoding: m.encoding, clockRate: m.clockRate, channels: m.channels, fmtp: m.fmtp },
       ffmpeg: this.#options.ffmpegPath,
       onOpus: (payload, ts) => {
-        if (this.#conn !== conn) return;
+        if (conn !== this.#conn && conn !== this.#attempt) return;
         this.#emit(track, payload, true, track.timeline.map(ts, performance.now()));
       },
-      onExit: (message) => this.#log.warn({ session: this.session.id, message }, 'audio transcoder stopped'),
+      // A transcoder that dies takes the connection with it: the reconnection starts a new one.
+      onExit: (message) => this.#onDrop(conn, new RtspError(`audio transcoder stopped: ${message}`)),
     });
     conn.transcoders.push(transcoder);
     try {
@@ -359,16 +382,39 @@ export class RtspPull {
   /** A packet from the camera. Never throws: the socket handler is the caller. */
   #onRtp(conn: Connection, index: number, packet: Buffer): void {
     const binding = conn.bindings[index];
-    if (!binding || this.#closed) return;
+    // Late packets of a connection already replaced must not touch the new timeline.
+    if (!binding || this.#closed || (conn !== this.#conn && conn !== this.#attempt)) return;
     try {
       const now = Date.now();
       conn.lastPacketAt = now;
       this.#lastInputAt = now;
-      if (binding.packets++ === 0) conn.onMedia();
+      if (binding.packets === 0 && --conn.pending === 0) conn.settle(undefined);
       if (binding.mode === 'transcode') {
+        binding.packets++;
         binding.transcoder!.push(packet);
         return;
       }
+      const seq = packet.readUInt16BE(2);
+      const ssrc = packet.readUInt32BE(8);
+      const track = binding.track;
+      if (binding.packets > 0) {
+        if (ssrc !== binding.ssrc) {
+          // The camera restarted its stream on this connection: a new timeline.
+          track.timeline.rebase();
+        } else {
+          const delta = (seq - binding.lastSeq) & 0xffff;
+          if (delta === 0 || delta > 0xff00) return; // a duplicate, or too late: its place has passed
+          if (delta < 0x1000) {
+            // Carry a loss to the players (they see the gap, and drop the incomplete frame).
+            if (delta > 1) track.seq = (track.seq + delta - 1) & 0xffff;
+          } else {
+            track.timeline.rebase(); // a jump: the camera renumbered
+          }
+        }
+      }
+      binding.packets++;
+      binding.ssrc = ssrc;
+      binding.lastSeq = seq;
       const cc = packet[0] & 0x0f;
       let offset = 12 + cc * 4;
       if ((packet[0] & 0x10) !== 0) {
@@ -381,7 +427,6 @@ export class RtspPull {
       const payload = packet.subarray(offset, end);
       const marker = (packet[1] & 0x80) !== 0;
       const ts = packet.readUInt32BE(4);
-      const track = binding.track;
       const outTs = track.timeline.map(ts, performance.now());
       if (binding.mode === 'h264') {
         binding.outTs = outTs;
@@ -421,15 +466,23 @@ export class RtspPull {
     const now = Date.now();
     this.forwarder.sample(now);
     const conn = this.#conn;
-    if (conn && now - conn.lastPacketAt > this.properties.noInputFailoverTimeoutMs) {
+    if (conn && conn.live && now - conn.lastPacketAt > this.properties.noInputFailoverTimeoutMs) {
       this.#log.warn({ session: this.session.id, url: maskUrl(conn.url) }, 'rtsp pull: no input, failing over');
       this.#onDrop(conn, new RtspError('no input'));
     }
   }
 
   /** The live connection ended: reconnect (next URL once input has been missing long enough). */
-  #onDrop(conn: Connection, err: Error | undefined): void {
-    if (this.#conn !== conn || this.#closed) return;
+  #onDrop(conn: Connection, err: Error): void {
+    if (!conn.live) {
+      // Still being made: its #connect fails with this cause (and closes it).
+      conn.settle(err);
+      return;
+    }
+    if (this.#conn !== conn || this.#closed) {
+      this.#closeConnection(conn);
+      return;
+    }
     this.#conn = undefined;
     this.#closeConnection(conn);
     this.#log.warn({ session: this.session.id, url: maskUrl(conn.url), err: err?.message }, 'rtsp pull lost its source, reconnecting');

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
+import { once } from 'node:events';
 
 /** The RTP encodings this module turns into Opus (upper-case SDP names). */
 export const TRANSCODABLE_AUDIO = new Set(['MPEG4-GENERIC', 'MP4A-LATM', 'PCMU', 'PCMA', 'G722', 'L16', 'MPA']);
@@ -51,6 +52,7 @@ export class AudioTranscoder {
 
   /** Binds the sockets and starts ffmpeg. */
   async start(): Promise<void> {
+    if (this.#closed) throw new Error('the transcoder was closed');
     this.#output = createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       this.#output!.once('error', reject);
@@ -86,15 +88,23 @@ export class AudioTranscoder {
       '-application', 'lowdelay', '-frame_duration', '20',
       '-f', 'rtp', '-payload_type', String(OPUS_PT), `rtp://127.0.0.1:${outPort}?pkt_size=1200`,
     ];
+    if (this.#closed) throw new Error('the transcoder was closed');
     const child = spawn(this.#options.ffmpeg, args, { stdio: ['pipe', 'ignore', 'pipe'] });
     this.#process = child;
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {
       this.#stderr = (this.#stderr + d).slice(-2000);
     });
-    child.on('error', (err) => this.#exited(err.message));
     child.on('exit', (code, signal) => this.#exited(`ffmpeg exited (${signal ?? code}): ${this.#stderr.trim().split('\n').pop() ?? ''}`));
     child.stdin!.on('error', () => {});
+    try {
+      // A missing or unusable binary fails here, not later as a silent track.
+      await once(child, 'spawn');
+    } catch (err) {
+      this.close();
+      throw new Error(`cannot run ${this.#options.ffmpeg}: ${(err as Error).message}`);
+    }
+    child.on('error', (err) => this.#exited(err.message));
     child.stdin!.end(sdp);
   }
 

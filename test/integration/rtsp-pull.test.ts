@@ -254,6 +254,49 @@ describe('a camera that drops and comes back with a new timeline', () => {
   });
 });
 
+describe('reconnection races', () => {
+  test('a camera that drops right after PLAY while reconnecting leaves exactly one live connection', async () => {
+    let connection = 0;
+    const stops: (() => void)[] = [];
+    const cam = await withCamera(camera({}, (socket) => {
+      connection++;
+      if (connection === 2) return void setTimeout(() => socket.destroy(), 20); // drops before any media
+      stops.push(sendH264(socket, { seq: connection * 1000, ts: connection * 1_000_000, ssrc: connection }));
+    }));
+    try {
+      const res = await pull('flaky', cam.url);
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      for (const s of cam.sockets) s.destroy();
+      await waitUntil(() => connection >= 3, 8000);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(cam.sockets.size, 1, 'one connection to the camera');
+      const counters = node.kiln.catalog.app('default', 'app').stream('flaky').source.counters;
+      const before = counters.packetsIn;
+      await new Promise((r) => setTimeout(r, 1000));
+      const rate = counters.packetsIn - before;
+      assert.ok(rate > 20 && rate < 45, `packets per second from the camera: ${rate}`);
+    } finally {
+      stops.forEach((stop) => stop());
+    }
+  });
+
+  test('the body is read as JSON whatever its Content-Type; an unknown vhost is 404 before the body is checked', async () => {
+    const cam = await withCamera(camera({}, (s) => sendH264(s, { seq: 1, ts: 1, ssrc: 9 })));
+    const auth = `Basic ${Buffer.from('admin:pw').toString('base64')}`;
+    const form = await fetch(`${apiUrl}/v1/vhosts/default/apps/app/streams`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: JSON.stringify({ name: 'curl-d', urls: [cam.url] }),
+    });
+    assert.equal(form.status, 201);
+    const unknown = await fetch(`${apiUrl}/v1/vhosts/nope/apps/app/streams`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(unknown.status, 404);
+    const notJson = await fetch(`${apiUrl}/v1/vhosts/default/apps/app/streams`, { method: 'POST', headers: { authorization: auth, 'content-type': 'text/plain' }, body: 'name=x' });
+    assert.equal(notJson.status, 400);
+    assert.match((await notJson.json()).message, /not JSON/);
+  });
+});
+
 describe('session upkeep and transports', () => {
   test('keep-alive within the session timeout (GET_PARAMETER when offered) and RTCP receiver reports', async () => {
     const seen: string[] = [];

@@ -31,6 +31,9 @@ test('responses and interleaved frames are split however the bytes arrive', () =
     assert.equal(messages[1].status, 401);
     assert.deepEqual(messages[1].challenges, ['Basic realm="a"', 'Digest realm="a", nonce="n"']);
   }
+  const { r, messages } = reader();
+  r.push(Buffer.from('RTSP/1.0 401 Unauthorized\r\nCSeq: 4\r\nWWW-Authenticate: Digest realm="cam",\r\n  nonce="abc"\r\n\r\n'));
+  assert.deepEqual(messages[0].challenges, ['Digest realm="cam", nonce="abc"'], 'a folded header line continues the previous one');
 });
 
 test('malformed input is a protocol error, never an unbounded buffer', () => {
@@ -105,6 +108,9 @@ test('DESCRIBE SDP: media, codecs, fmtp and control URLs resolved against the ba
   assert.equal(media[3].kind, 'other');
   assert.equal(resolveControl('trackID=1', 'rtsp://cam/live/'), 'rtsp://cam/live/trackID=1');
   assert.equal(resolveControl('*', 'rtsp://cam/live/'), 'rtsp://cam/live/');
+  // Dahua-style bases keep their query: the control is appended as text, as cameras expect.
+  assert.equal(resolveControl('trackID=0', 'rtsp://cam/cam/realmonitor?channel=1&subtype=0/'), 'rtsp://cam/cam/realmonitor?channel=1&subtype=0/trackID=0');
+  assert.equal(resolveControl('/abs/track1', 'rtsp://cam:554/live/'), 'rtsp://cam:554/abs/track1');
   for (const bad of ['', 'hello', 'v=0\r\ns=x', 'v=0\r\nm=video', 'v=0\r\nm=video 0 RTP/AVP 96\r\n\u0000junk']) {
     assert.throws(() => parseSdp(bad, 'rtsp://cam/'), SdpError, JSON.stringify(bad));
   }
@@ -141,4 +147,6 @@ test('URLs are shown with the password masked', () => {
   assert.equal(maskUrl('rtsp://admin:s3cret@10.0.0.2:554/live'), 'rtsp://admin:****@10.0.0.2:554/live');
   assert.equal(maskUrl('rtsp://10.0.0.2/live'), 'rtsp://10.0.0.2/live');
   assert.equal(maskUrl('rtsp://admin@10.0.0.2/live'), 'rtsp://admin@10.0.0.2/live');
+  assert.equal(maskUrl('rtsp://admin:p@ss@10.0.0.2/live'), 'rtsp://admin:****@10.0.0.2/live', 'a password with "@"');
+  assert.equal(maskUrl('rtsp://ad@min:secret@10.0.0.2/live?x=a@b'), 'rtsp://ad@min:****@10.0.0.2/live?x=a@b');
 });

@@ -83,11 +83,24 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
     const { vhost, app, stream } = request.params;
     return ok(streamInfo(catalog.stream(vhost, app, stream)));
   });
-  // Create Stream (Pull): OME checks the body first, then the vhost and app, then the name.
+  // OME reads a request body as JSON whatever its Content-Type (curl -d sends a form type).
+  scope.removeContentTypeParser(['text/plain']);
+  scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(errors.badRequest(`Invalid request body: not JSON (${(err as Error).message})`), undefined);
+    }
+  });
+
+  // Create Stream (Pull): as OME, the JSON is parsed first, then the vhost and app are found,
+  // then the body's shape is checked, then the name, then the source is pulled.
   scope.post<{ Params: P; Body: unknown }>('/vhosts/:vhost/apps/:app/streams', async (request, reply) => {
     const { vhost, app } = request.params;
-    const { name, urls, properties } = pullBody(request.body);
     catalog.app(vhost, app);
+    const { name, urls, properties } = pullBody(request.body);
     const stream = await pulls.create({ vhost, app, name, urls, properties });
     return reply.code(201).send({ statusCode: 201, message: 'Created', response: streamInfo(stream) });
   });

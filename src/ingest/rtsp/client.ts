@@ -11,7 +11,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { randomBytes, randomInt } from 'node:crypto';
 import { authorizer, type Credentials } from './auth.ts';
 import { formatRequest, parseSession, parseTransport, RtspProtocolError, RtspReader, type RtspMessage } from './message.ts';
-import { parseSdp, SdpError, type MediaDescription } from './sdp.ts';
+import { parseSessionDescription, SdpError, type MediaDescription } from './sdp.ts';
 import { ReceptionStats, receiverReport, senderReports } from './rtcp.ts';
 
 export type RtspTransport = 'tcp' | 'udp';
@@ -62,7 +62,15 @@ interface Channel {
 
 /** Masks the password of an `rtsp://user:password@host/…` URL for logs and APIs. */
 export function maskUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:****@');
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url);
+  if (!m) return url;
+  // The host follows the last "@" of the authority; a password may contain "@" itself.
+  const at = m[2].lastIndexOf('@');
+  if (at < 0) return url;
+  const userinfo = m[2].slice(0, at);
+  const colon = userinfo.indexOf(':');
+  if (colon < 0) return url;
+  return `${m[1]}${userinfo.slice(0, colon)}:****@${m[2].slice(at + 1)}${m[3]}`;
 }
 
 export class RtspClient {
@@ -80,6 +88,9 @@ export class RtspClient {
   #timeout = 60;
   #publicMethods = new Set<string>();
   #contentBase: string;
+  /** The aggregate control URL (session-level a=control) for PLAY, keep-alive and TEARDOWN. */
+  #aggregate: string;
+  #connectFailed: ((err: Error) => void) | undefined;
   readonly #channels: Channel[] = [];
   /** Interleaved channel → (channel, is RTCP). */
   readonly #byInterleaved: ({ channel: Channel; rtcp: boolean } | undefined)[] = new Array(256);
@@ -99,13 +110,18 @@ export class RtspClient {
     const parsed = new URL(options.url);
     if (parsed.protocol !== 'rtsp:') throw new RtspError(`unsupported URL scheme "${parsed.protocol.replace(':', '')}" (Kiln pulls rtsp:// URLs)`);
     if (parsed.username !== '' || parsed.password !== '') {
-      this.#credentials = { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
+      try {
+        this.#credentials = { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
+      } catch {
+        throw new RtspError('the credentials in the URL must be percent-encoded (e.g. %25 for "%")');
+      }
       parsed.username = '';
       parsed.password = '';
     }
     this.url = options.url;
     this.#requestUrl = parsed.toString();
     this.#contentBase = this.#requestUrl;
+    this.#aggregate = this.#requestUrl;
     this.#reader = new RtspReader({ message: (m) => this.#onMessage(m), frame: (c, d) => this.#onFrame(c, d) });
   }
 
@@ -124,7 +140,9 @@ export class RtspClient {
     const type = answer.headers.get('content-type');
     if (type !== undefined && !/application\/sdp/i.test(type)) throw new RtspError(`DESCRIBE answered ${type}, not an SDP`);
     try {
-      return parseSdp(answer.body.toString('utf8'), this.#contentBase);
+      const description = parseSessionDescription(answer.body.toString('utf8'), this.#contentBase);
+      this.#aggregate = description.aggregate;
+      return description.media;
     } catch (err) {
       if (err instanceof SdpError) throw new RtspError(`bad session description: ${err.message}`);
       throw err;
@@ -135,7 +153,7 @@ export class RtspClient {
   async play(media: MediaDescription[], indices: number[]): Promise<void> {
     for (const index of indices) await this.#setup(media[index], index);
     const headers: Record<string, string> = { Range: 'npt=0.000-' };
-    await this.#request('PLAY', this.#contentBase, headers);
+    await this.#request('PLAY', this.#aggregate, headers);
     this.#playing = true;
     this.#startTimers();
   }
@@ -250,7 +268,12 @@ export class RtspClient {
         socket.destroy();
         reject(new RtspError(`timed out connecting to ${host}:${port} after ${this.#options.timeoutMs} ms`));
       }, this.#options.timeoutMs);
+      this.#connectFailed = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
       socket.once('connect', () => {
+        this.#connectFailed = undefined;
         clearTimeout(timer);
         this.remoteAddress = socket.remoteAddress ?? host;
         this.remotePort = socket.remotePort ?? port;
@@ -320,9 +343,9 @@ export class RtspClient {
       return;
     }
     const cseqHeader = message.headers.get('cseq');
-    let cseq = cseqHeader !== undefined ? Number(cseqHeader) : NaN;
-    // Some cameras omit or garble CSeq: the oldest request is the one answered.
-    if (!this.#pending.has(cseq)) cseq = this.#pending.keys().next().value ?? -1;
+    let cseq = cseqHeader !== undefined && /^\s*\d+\s*$/.test(cseqHeader) ? Number(cseqHeader) : NaN;
+    // Some cameras omit or garble CSeq: then the oldest request is the one answered.
+    if (Number.isNaN(cseq)) cseq = this.#pending.keys().next().value ?? -1;
     const pending = this.#pending.get(cseq);
     if (!pending) return;
     this.#pending.delete(cseq);
@@ -332,7 +355,7 @@ export class RtspClient {
 
   #onFrame(channelId: number, data: Buffer): void {
     const entry = this.#byInterleaved[channelId];
-    if (!entry) return;
+    if (!entry || this.#closed) return;
     if (entry.rtcp) this.#onRtcp(entry.channel, data, entry.channel.index);
     else this.#onRtp(entry.channel, data);
   }
@@ -356,7 +379,8 @@ export class RtspClient {
     const every = Math.max(2, Math.min(this.#timeout / 2, 30)) * 1000;
     const method = this.#publicMethods.has('GET_PARAMETER') ? 'GET_PARAMETER' : 'OPTIONS';
     this.#keepAlive = setInterval(() => {
-      this.#send(method, this.#contentBase, {}).then((answer) => {
+      // Through #request, so a stale Digest nonce (401) is answered again.
+      this.#request(method, this.#aggregate, {}, true, [454]).then((answer) => {
         if (answer.status === 454) this.#fail(new RtspError('the server forgot the session (454 Session Not Found)'));
       }, () => {});
     }, every);
@@ -410,15 +434,17 @@ export class RtspClient {
     const socket = this.#socket;
     if (socket && this.#session && !socket.destroyed) {
       const headers: Record<string, string> = { CSeq: String(++this.#cseq), 'User-Agent': this.#options.userAgent ?? 'Kiln', Session: this.#session };
-      if (this.#authorize) headers.Authorization = this.#authorize('TEARDOWN', this.#contentBase);
+      if (this.#authorize) headers.Authorization = this.#authorize('TEARDOWN', this.#aggregate);
       try {
-        socket.end(formatRequest('TEARDOWN', this.#contentBase, headers));
+        socket.end(formatRequest('TEARDOWN', this.#aggregate, headers));
       } catch {
         // the socket is going anyway
       }
     }
     this.#playing = false;
     this.#closed = true;
+    this.#connectFailed?.(new RtspError('the pull was stopped'));
+    this.#connectFailed = undefined;
     clearInterval(this.#keepAlive);
     clearInterval(this.#reports);
     for (const channel of this.#channels) this.#closeUdp(channel);

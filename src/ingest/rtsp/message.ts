@@ -101,6 +101,13 @@ export class RtspReader {
       if (!request) throw new RtspProtocolError(`malformed RTSP status line: ${JSON.stringify(startLine.slice(0, 80))}`);
       message.method = request[1];
     }
+    // Folded header lines (a leading space or tab) continue the previous one (RFC 2616 §2.2).
+    for (let i = lines.length - 1; i > 1; i--) {
+      if (lines[i].startsWith(' ') || lines[i].startsWith('\t')) {
+        lines[i - 1] += ` ${lines[i].trim()}`;
+        lines.splice(i, 1);
+      }
+    }
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i];
       const colon = line.indexOf(':');

@@ -35,16 +35,24 @@ const STATIC: Record<number, [string, number, number]> = {
 export function resolveControl(control: string | undefined, base: string): string {
   if (control === undefined || control === '' || control === '*') return base;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(control)) return control;
-  const b = base.endsWith('/') ? base : `${base}/`;
-  try {
-    return new URL(control, b).toString();
-  } catch {
-    return b + control;
+  if (control.startsWith('/')) {
+    try {
+      return new URL(control, base).toString();
+    } catch {
+      // fall through to appending
+    }
   }
+  // Appended as text, as cameras expect (a base such as `…/realmonitor?channel=1&subtype=0` keeps its query).
+  return base.endsWith('/') ? base + control : `${base}/${control}`;
 }
 
 /** Parses the SDP; throws SdpError when it is not a session description with at least one media. */
 export function parseSdp(text: string, baseUrl: string): MediaDescription[] {
+  return parseSessionDescription(text, baseUrl).media;
+}
+
+/** The media and the aggregate control URL (session-level `a=control`, RFC 2326 C.1.1). */
+export function parseSessionDescription(text: string, baseUrl: string): { aggregate: string; media: MediaDescription[] } {
   if (text.length > 256 * 1024) throw new SdpError('SDP too large');
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
   if (lines.length === 0 || !/^v=\d+$/.test(lines[0])) throw new SdpError('the DESCRIBE body is not an SDP (no "v=" line)');
@@ -105,5 +113,5 @@ export function parseSdp(text: string, baseUrl: string): MediaDescription[] {
     if (!(channels >= 0 && channels <= 8)) channels = 0;
     out.push({ kind, payloadType, encoding, clockRate, channels, fmtp, control: resolveControl(control, base) });
   }
-  return out;
+  return { aggregate: base, media: out };
 }
