@@ -6,8 +6,8 @@
  * auth only) and `/basic/h264-opus` (Basic auth only). Each mount is one shared live pipeline.
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from './kiln-process.ts';
 
 export interface RtspServer {
   port: number;
@@ -19,19 +19,6 @@ export interface RtspServer {
 
 const SCRIPT = join(import.meta.dirname, 'rtsp-server.py');
 const READY_TIMEOUT_MS = 15_000;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startRtspServer(
   options: { port?: number; user?: string; password?: string } = {},
