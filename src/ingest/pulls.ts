@@ -146,15 +146,11 @@ export class PullManager {
     stream.tracks = pull.tracks.map((t) => t.info);
     stream.sourceUrl = pull.currentUrl;
     // The info follows failovers to the URL in use.
-    const refresh = setInterval(() => (stream.sourceUrl = pull.currentUrl), 1000);
-    stream.once('close', () => clearInterval(refresh));
+    pull.onLive = (url) => (stream.sourceUrl = url);
     this.#options.engine.attachSource(stream, pull.forwarder);
     if (!properties.persistent) this.#watchUnused(stream, properties.unusedStreamDeletionTimeoutMs);
-    if (persist) {
-      const store = this.#options.store;
-      if (properties.persistent) {
-        await store.putPullStream({ vhost: request.vhost, app: request.app, name: request.name, urls: request.urls, properties: request.properties, createdAt: new Date().toISOString() });
-      }
+    if (persist && properties.persistent) {
+      await this.#options.store.putPullStream({ vhost: request.vhost, app: request.app, name: request.name, urls: request.urls, properties: request.properties, createdAt: new Date().toISOString() });
     }
     if (properties.persistent) {
       stream.once('close', (reason) => {

@@ -5,12 +5,14 @@
  * the same across reconnects and failovers, so players keep their connection and resume.
  */
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { RTCRtpCodecParameters, useNACK, usePLI } from 'werift';
 import type { Logger } from 'pino';
 import { Forwarder, type ForwardTrack, type MediaPacket } from '../media/forwarder.ts';
 import { H264Repacketizer, profileLevelId, spropParameterSets } from '../media/h264-packetizer.ts';
 import { AudioTranscoder, TRANSCODABLE_AUDIO } from '../media/audio-transcoder.ts';
 import { parseH264SpsSize } from '../media/bitstream.ts';
+import { rtpPayload } from '../media/rtp-udp.ts';
 import type { Session } from '../core/session.ts';
 import { maskUrl, RtspClient, RtspError, type RtspTransport } from './rtsp/client.ts';
 import type { MediaDescription } from './rtsp/sdp.ts';
@@ -172,9 +174,8 @@ export class RtspPull {
   #tick: NodeJS.Timeout | undefined;
   #lastInputAt = Date.now();
   #closed = false;
-  #opened = false;
-  /** Reconnections after the first connection. */
-  reconnects = 0;
+  /** Told the masked URL each time a connection goes live (failovers change it). */
+  onLive: ((url: string) => void) | undefined;
 
   constructor(options: RtspPullOptions) {
     this.#options = options;
@@ -213,13 +214,12 @@ export class RtspPull {
         try {
           this.#urlIndex = u;
           await this.#connect(this.urls[u]);
-          this.#opened = true;
           this.#tick = setInterval(() => this.#onTick(), 1000);
           return;
         } catch (err) {
           const cause = (err as Error).message;
           if (a === attempts - 1) causes.push(`${maskUrl(this.urls[u])} - ${cause}`);
-          if (a < attempts - 1) await delay(BACKOFF_FIRST_MS * 2 ** a);
+          if (a < attempts - 1) await sleep(BACKOFF_FIRST_MS * 2 ** a);
         }
       }
     }
@@ -294,6 +294,7 @@ export class RtspPull {
     this.#lastInputAt = Date.now();
     this.#backoff = 0;
     this.#log.info({ session: this.session.id, url: maskUrl(url), transport: client.transport }, 'rtsp pull connected');
+    this.onLive?.(maskUrl(url));
   }
 
   /** The stream's tracks, fixed by the first connection that offers playable media. */
@@ -363,7 +364,7 @@ export class RtspPull {
       ffmpeg: this.#options.ffmpegPath,
       onOpus: (payload, ts) => {
         if (conn !== this.#conn && conn !== this.#attempt) return;
-        this.#emit(track, payload, true, track.timeline.map(ts, performance.now()));
+        this.#emit(track, payload, true, track.timeline.map(ts, Date.now()));
       },
       // A transcoder that dies takes the connection with it: the reconnection starts a new one.
       onExit: (message) => this.#onDrop(conn, new RtspError(`audio transcoder stopped: ${message}`)),
@@ -415,19 +416,11 @@ export class RtspPull {
       binding.packets++;
       binding.ssrc = ssrc;
       binding.lastSeq = seq;
-      const cc = packet[0] & 0x0f;
-      let offset = 12 + cc * 4;
-      if ((packet[0] & 0x10) !== 0) {
-        if (packet.length < offset + 4) return;
-        offset += 4 + packet.readUInt16BE(offset + 2) * 4;
-      }
-      let end = packet.length;
-      if ((packet[0] & 0x20) !== 0) end -= packet[packet.length - 1];
-      if (end <= offset) return;
-      const payload = packet.subarray(offset, end);
+      const payload = rtpPayload(packet);
+      if (!payload) return;
       const marker = (packet[1] & 0x80) !== 0;
       const ts = packet.readUInt32BE(4);
-      const outTs = track.timeline.map(ts, performance.now());
+      const outTs = track.timeline.map(ts, now);
       if (binding.mode === 'h264') {
         binding.outTs = outTs;
         binding.packetizer!.push(payload, marker, ts, binding.emit);
@@ -499,7 +492,6 @@ export class RtspPull {
         this.#urlIndex = (this.#urlIndex + 1) % this.urls.length;
         this.#lastInputAt = Date.now();
       }
-      this.reconnects++;
       this.#connect(this.urls[this.#urlIndex]).catch((e: Error) => {
         if (this.#closed) return;
         this.#log.debug({ session: this.session.id, err: e.message }, 'rtsp pull reconnect failed');
@@ -527,17 +519,9 @@ export class RtspPull {
     this.#attempt = undefined;
     this.forwarder.close();
   }
-
-  get opened(): boolean {
-    return this.#opened;
-  }
 }
 
 /** The sample rate of an audio media as a listener hears it (RFC 3551 G.722 quirk: 8000 on the wire, 16 kHz audio). */
 function audioRate(m: MediaDescription): number {
   return m.encoding === 'G722' ? 16000 : m.clockRate;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -10,8 +10,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
+import { bindPortPair, rtpPayload } from './rtp-udp.ts';
 
 /** The RTP encodings this module turns into Opus (upper-case SDP names). */
 export const TRANSCODABLE_AUDIO = new Set(['MPEG4-GENERIC', 'MP4A-LATM', 'PCMU', 'PCMA', 'G722', 'L16', 'MPA']);
@@ -121,14 +121,8 @@ export class AudioTranscoder {
   }
 
   #onOutput(msg: Buffer): void {
-    if (msg.length < 12 || msg[0] >> 6 !== 2 || (msg[1] & 0x7f) !== OPUS_PT) return;
-    const cc = msg[0] & 0x0f;
-    let offset = 12 + cc * 4;
-    if ((msg[0] & 0x10) !== 0 && msg.length >= offset + 4) offset += 4 + msg.readUInt16BE(offset + 2) * 4;
-    let end = msg.length;
-    if ((msg[0] & 0x20) !== 0) end -= msg[msg.length - 1];
-    if (offset >= end) return;
-    this.#options.onOpus(msg.subarray(offset, end), msg.readUInt32BE(4));
+    const payload = rtpPayload(msg);
+    if (payload && (msg[1] & 0x7f) === OPUS_PT) this.#options.onOpus(payload, msg.readUInt32BE(4));
   }
 
   close(): void {
@@ -146,18 +140,9 @@ export class AudioTranscoder {
 
 /** An even UDP port on loopback with the odd one above it free too (ffmpeg binds both). */
 async function freeEvenPort(): Promise<number> {
-  for (let tries = 0; tries < 50; tries++) {
-    const port = 2 * randomInt(10000, 32000);
-    const a = createSocket('udp4');
-    const b = createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => {
-      a.once('error', () => resolve(false));
-      b.once('error', () => resolve(false));
-      a.bind(port, '127.0.0.1', () => b.bind(port + 1, '127.0.0.1', () => resolve(true)));
-    });
-    a.close();
-    b.close();
-    if (ok) return port;
-  }
-  throw new Error('no free UDP port pair on loopback for the transcoder');
+  const [rtp, rtcp] = await bindPortPair('127.0.0.1');
+  const port = rtp.address().port;
+  rtp.close();
+  rtcp.close();
+  return port;
 }

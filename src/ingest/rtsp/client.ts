@@ -7,8 +7,9 @@
  * `onRtp` and tells `onClose` when the connection ends.
  */
 import { connect, type Socket } from 'node:net';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { randomBytes, randomInt } from 'node:crypto';
+import { bindPortPair } from '../../media/rtp-udp.ts';
 import { authorizer, type Credentials } from './auth.ts';
 import { formatRequest, parseSession, parseTransport, RtspProtocolError, RtspReader, type RtspMessage } from './message.ts';
 import { parseSessionDescription, SdpError, type MediaDescription } from './sdp.ts';
@@ -211,24 +212,11 @@ export class RtspClient {
 
   /** Binds an even/odd UDP port pair on the address the control connection uses. */
   async #bindUdp(channel: Channel): Promise<void> {
-    const address = this.#socket?.localAddress ?? '0.0.0.0';
-    const family = address.includes(':') ? 'udp6' : 'udp4';
-    for (let tries = 0; tries < 50; tries++) {
-      const port = 2 * randomInt(10000, 32000);
-      const rtp = createSocket(family);
-      const rtcp = createSocket(family);
-      try {
-        await bind(rtp, port, address);
-        await bind(rtcp, port + 1, address);
-        channel.rtp = rtp;
-        channel.rtcp = rtcp;
-        return;
-      } catch {
-        rtp.close();
-        rtcp.close();
-      }
+    try {
+      [channel.rtp, channel.rtcp] = await bindPortPair(this.#socket?.localAddress ?? '0.0.0.0');
+    } catch (err) {
+      throw new RtspError((err as Error).message);
     }
-    throw new RtspError('could not bind a UDP port pair for RTP');
   }
 
   #listenUdp(channel: Channel): void {
@@ -456,14 +444,4 @@ export class RtspClient {
     // Give TEARDOWN a moment to leave, then drop the connection.
     if (socket) setTimeout(() => socket.destroy(), 200);
   }
-}
-
-function bind(socket: UdpSocket, port: number, address: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
 }
