@@ -8,6 +8,7 @@ import type { KilnConfig } from './config/config.ts';
 import { Catalog } from './core/catalog.ts';
 import { MediaEngine } from './media/engine.ts';
 import { PullManager } from './ingest/pulls.ts';
+import { Rooms } from './rooms/rooms.ts';
 import { closingPeers } from './media/peer.ts';
 import { SignalingServer } from './protocols/signaling-server.ts';
 import { ApiServer } from './api/api-server.ts';
@@ -15,6 +16,10 @@ import { Credentials } from './api/credentials.ts';
 import { Metrics } from './api/metrics.ts';
 import type { Store } from './store/store.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
+
+/** The setting holding this node's heartbeat, and how often it is written. */
+const ALIVE_KEY = 'node_alive_at';
+const HEARTBEAT_MS = 5000;
 
 export class Kiln {
   readonly config: KilnConfig;
@@ -24,16 +29,21 @@ export class Kiln {
   store: Store | undefined;
   engine: MediaEngine | undefined;
   pulls: PullManager | undefined;
+  rooms: Rooms | undefined;
   signaling: SignalingServer | undefined;
   api: ApiServer | undefined;
   /** The `user:password` pairs in force (configured or generated). */
   accessTokens: string[] = [];
   #stopping: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(config: KilnConfig, logger?: Logger) {
     this.config = config;
     this.logger = logger ?? pino({ level: config.logLevel });
-    this.catalog = new Catalog(config.vhosts);
+    // Room participants' streams live in an application of the first vhost, added when missing.
+    const vhosts = config.vhosts.map((v, i) => i > 0 || v.apps.some((a) => a.name === config.rooms.app) ? v
+      : { ...v, apps: [...v.apps, { name: config.rooms.app, playbackRequiresToken: false }] });
+    this.catalog = new Catalog(vhosts);
     this.metrics.watch(this.catalog);
   }
 
@@ -59,6 +69,18 @@ export class Kiln {
       logger: this.logger,
       errorCounter: this.metrics,
     });
+    this.rooms = new Rooms({
+      catalog: this.catalog,
+      store: this.store,
+      publicUrl: config.publicUrl,
+      vhost: config.vhosts[0].name,
+      app: config.rooms.app,
+      emptyTimeoutMs: config.rooms.emptyTimeoutMs,
+      logger: this.logger,
+    });
+    await this.rooms.restore(await this.#lastAlive(this.store));
+    this.#heartbeat = setInterval(() => void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {}), HEARTBEAT_MS);
+    this.#heartbeat.unref();
     this.signaling = new SignalingServer({
       host: config.signaling.host,
       port: config.signaling.port,
@@ -68,6 +90,9 @@ export class Kiln {
       wsMessageBytes: config.limits.wsMessageBytes,
       engine: this.engine,
       credentials,
+      rooms: this.rooms,
+      roomsApp: config.rooms.app,
+      roomPingTimeoutMs: config.rooms.pingTimeoutMs,
       logger: this.logger,
     });
     this.api = new ApiServer({
@@ -78,6 +103,7 @@ export class Kiln {
       catalog: this.catalog,
       credentials,
       pulls: this.pulls,
+      rooms: this.rooms,
       metrics: this.metrics,
       metricsRequireAuth: config.metricsRequireAuth,
       logger: this.logger,
@@ -92,6 +118,17 @@ export class Kiln {
     await this.pulls.restore();
   }
 
+  /**
+   * When this node was last known alive: its heartbeat, written every few seconds. After a crash
+   * that is when room sessions left in progress ended.
+   */
+  async #lastAlive(store: Store): Promise<Date> {
+    const alive = await store.getSetting(ALIVE_KEY);
+    const at = alive ? new Date(alive) : new Date();
+    await store.setSetting(ALIVE_KEY, new Date().toISOString());
+    return Number.isNaN(at.getTime()) ? new Date() : at;
+  }
+
   async #generatedToken(store: Store): Promise<string> {
     const existing = await store.getSetting('generated_access_token');
     if (existing) return existing;
@@ -103,7 +140,9 @@ export class Kiln {
   /** Closes every session, then the listeners and the store; resolves when all are gone. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      clearInterval(this.#heartbeat);
       this.pulls?.close();
+      await this.rooms?.close();
       this.catalog.closeAll('server-stopping');
       this.engine?.close();
       await closingPeers();

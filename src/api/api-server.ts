@@ -10,6 +10,8 @@ import type { Catalog } from '../core/catalog.ts';
 import type { Credentials } from './credentials.ts';
 import type { PullManager } from '../ingest/pulls.ts';
 import { registerOmeApi } from './ome/ome-api.ts';
+import { registerOpenViduApi } from './openvidu/openvidu-api.ts';
+import type { Rooms } from '../rooms/rooms.ts';
 import { renderMetrics, type Metrics } from './metrics.ts';
 import { omeOpenApi } from './ome/openapi.ts';
 
@@ -22,6 +24,8 @@ export interface ApiServerOptions {
   credentials: Credentials;
   /** Creates pull streams (OME POST …/streams). */
   pulls: PullManager;
+  /** Room sessions and tokens (OpenVidu /api). */
+  rooms: Rooms;
   metrics: Metrics;
   /** Whether `/metrics` asks for API credentials. Default false (Prometheus scrapes it openly). */
   metricsRequireAuth: boolean;
@@ -40,7 +44,7 @@ export class ApiServer {
 
   #setup(): void {
     const app = this.app;
-    const { catalog, credentials, metrics, pulls } = this.#options;
+    const { catalog, credentials, metrics, pulls, rooms } = this.#options;
     app.get('/healthz', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
     app.get('/metrics', async (request, reply) => {
       if (this.#options.metricsRequireAuth && !credentials.basic(request.headers.authorization)) {
@@ -50,6 +54,7 @@ export class ApiServer {
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(omeOpenApi()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls }), { prefix: '/v1' });
+    app.register(async (scope) => registerOpenViduApi(scope, { rooms, credentials }), { prefix: '/api' });
     app.setNotFoundHandler(async (request, reply) =>
       reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
     app.setErrorHandler(async (err, request, reply) => {

@@ -40,8 +40,12 @@ export class Credentials {
   bearer(header: string | undefined): string | undefined {
     if (!header) return undefined;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) return undefined;
-    const d = digest(m[1]);
+    return m ? this.password(m[1]) : undefined;
+  }
+
+  /** The user whose password `password` is (an OpenVidu secret, a WHIP token), or undefined. */
+  password(password: string): string | undefined {
+    const d = digest(password);
     let found = -1;
     for (let i = 0; i < this.#passwords.length; i++) if (timingSafeEqual(d, this.#passwords[i]) && found < 0) found = i;
     return found >= 0 ? this.users[found] : undefined;

@@ -50,6 +50,14 @@ export interface KilnConfig {
     /** A pull source (RTSP) must connect and answer each request within this long, ms. Default 5000. */
     pullTimeoutMs: number;
   };
+  rooms: {
+    /** The application (in the first vhost) that holds room participants' streams. Default `rooms`. */
+    app: string;
+    /** A room session with nobody in it ends after this long, ms. Default 5000. */
+    emptyTimeoutMs: number;
+    /** A participant whose room WebSocket is silent (no ping) for this long is removed, ms. Default 10000. */
+    pingTimeoutMs: number;
+  };
   /** The ffmpeg executable, used to transcode pulled AAC/G.711 audio to Opus. Default `ffmpeg`. */
   ffmpegPath: string;
   logLevel: string;
@@ -77,6 +85,7 @@ export function defaultConfig(): KilnConfig {
     corsOrigins: ['*'],
     vhosts: [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }],
     limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 10_000, pullTimeoutMs: 5000 },
+    rooms: { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10_000 },
     ffmpegPath: 'ffmpeg',
     logLevel: 'info',
     metricsRequireAuth: false,
@@ -150,7 +159,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function applyFile(config: KilnConfig, file: Record<string, unknown>, path: string): void {
   const where = (k: string) => `${path}: ${k}`;
   const known = new Set(['api', 'signaling', 'ovt', 'ice', 'accessTokens', 'dataDir', 'databaseUrl', 'publicUrl',
-    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath']);
+    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath', 'rooms']);
   for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(where(`unknown setting "${k}"`));
   for (const key of ['api', 'signaling', 'ovt'] as const) {
     const v = file[key];
@@ -233,6 +242,21 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
       if (v === undefined) continue;
       if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(where(`limits.${key} must be a positive integer`));
       config.limits[key] = v;
+    }
+  }
+  if (file.rooms !== undefined) {
+    const r = file.rooms;
+    if (!isObject(r)) throw new ConfigError(where('rooms must be an object'));
+    if (r.app !== undefined) {
+      if (typeof r.app !== 'string' || !NAME.test(r.app)) throw new ConfigError(where('rooms.app must be 1-64 of A-Z a-z 0-9 _ . -'));
+      if (r.app === 'room') throw new ConfigError(where('rooms.app cannot be "room": /room is the room WebSocket'));
+      config.rooms.app = r.app;
+    }
+    for (const key of ['emptyTimeoutMs', 'pingTimeoutMs'] as const) {
+      const v = r[key];
+      if (v === undefined) continue;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(where(`rooms.${key} must be a positive integer`));
+      config.rooms[key] = v;
     }
   }
 }

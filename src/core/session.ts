@@ -43,6 +43,8 @@ export interface SessionOptions {
   vhost: string;
   app: string;
   stream: string;
+  /** The room session (UUID) a room participant's sessions belong to. */
+  roomSession?: string;
 }
 
 export interface SessionEvents {
@@ -61,6 +63,7 @@ export class Session extends EventEmitter<SessionEvents> {
   readonly vhost: string;
   readonly app: string;
   readonly stream: string;
+  readonly roomSession: string | undefined;
   readonly connectedAt = new Date();
   readonly counters: SessionCounters = { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, lastActivity: Date.now() };
   state: SessionState = 'connecting';
@@ -79,6 +82,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.vhost = options.vhost;
     this.app = options.app;
     this.stream = options.stream;
+    this.roomSession = options.roomSession;
   }
 
   get closed(): boolean {

@@ -6,7 +6,7 @@
 import type { Catalog } from '../core/catalog.ts';
 import { errors } from '../core/errors.ts';
 import { Session, type SessionProtocol } from '../core/session.ts';
-import type { Stream } from '../core/stream.ts';
+import type { SourceType, Stream } from '../core/stream.ts';
 import type { Forwarder } from './forwarder.ts';
 import type { IceSettings } from './peer.ts';
 import type { CandidateInit } from './sdp.ts';
@@ -20,6 +20,8 @@ export interface ClientInfo {
   userAgent?: string;
   user?: string;
   protocol: SessionProtocol;
+  /** For a room participant's media: its room session (UUID). */
+  roomSession?: string;
 }
 
 /** The ClientInfo of a connection, from its socket and `User-Agent`. */
@@ -101,10 +103,10 @@ export class MediaEngine {
     return publisher;
   }
 
-  #register(publisher: WebRtcPublisher): Stream {
+  #register(publisher: WebRtcPublisher, sourceType: SourceType = 'WebRTC'): Stream {
     const session = publisher.session;
     const application = this.catalog.app(session.vhost, session.app);
-    const stream = this.catalog.createStream(application, session.stream, 'WebRTC', session);
+    const stream = this.catalog.createStream(application, session.stream, sourceType, session);
     stream.tracks = publisher.forwarder.tracks.map((t) => t.info);
     // As OvenMediaEngine reports a WebRTC input: the signaling client's address.
     stream.sourceUrl = `TCP://${session.remoteAddress}:${session.remotePort}`;
@@ -117,13 +119,16 @@ export class MediaEngine {
     this.#forwarders.set(stream, forwarder);
   }
 
-  /** WHIP: answers a publisher's offer and creates the stream. */
-  async publish(app: string, stream: string, offer: string, client: ClientInfo): Promise<{ session: Session; answer: string }> {
+  /**
+   * WHIP (and a room participant's publish): answers a publisher's offer and creates the stream.
+   * `sourceType` says what kind of input the stream reports. Default `WebRTC`.
+   */
+  async publish(app: string, stream: string, offer: string, client: ClientInfo, sourceType: SourceType = 'WebRTC'): Promise<{ session: Session; answer: string; stream: Stream }> {
     const publisher = this.#newPublisher(app, stream, client);
     try {
       const answer = await publisher.answer(offer);
-      this.#register(publisher);
-      return { session: publisher.session, answer };
+      const created = this.#register(publisher, sourceType);
+      return { session: publisher.session, answer, stream: created };
     } catch (err) {
       publisher.session.close('error');
       throw err;

@@ -14,6 +14,8 @@ import type { MediaEngine } from '../media/engine.ts';
 import type { Credentials } from '../api/credentials.ts';
 import { registerWhipWhep, sendSignalingError } from './whip-whep.ts';
 import { handleOmeSignaling } from './ome-signaling.ts';
+import { handleRoomSignaling } from './openvidu-rpc/room-signaling.ts';
+import type { Rooms } from '../rooms/rooms.ts';
 
 export interface SignalingServerOptions {
   host: string;
@@ -24,6 +26,12 @@ export interface SignalingServerOptions {
   wsMessageBytes: number;
   engine: MediaEngine;
   credentials: Credentials;
+  /** Rooms, for the room WebSocket at `/room`. */
+  rooms: Rooms;
+  /** The application room participants publish into. */
+  roomsApp: string;
+  /** A room WebSocket silent for this long is dropped, ms. */
+  roomPingTimeoutMs: number;
   logger: Logger;
 }
 
@@ -106,6 +114,17 @@ export class SignalingServer {
       credentials: this.#options.credentials,
       logger: this.#options.logger,
     }));
+    this.addUpgradeRoute('room', (ws, request, segments) => {
+      if (segments.length !== 1) return ws.close(1008, 'The room WebSocket is /room');
+      handleRoomSignaling(ws, request, {
+        rooms: this.#options.rooms,
+        engine: this.#options.engine,
+        credentials: this.#options.credentials,
+        app: this.#options.roomsApp,
+        pingTimeoutMs: this.#options.roomPingTimeoutMs,
+        logger: this.#options.logger,
+      });
+    });
     app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(request, socket, head));
   }
 

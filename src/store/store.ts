@@ -15,6 +15,48 @@ export interface PullStreamRecord {
   createdAt: string;
 }
 
+/** One room session as kept in history (SPEC.md §1); dates are ISO 8601 strings. */
+export interface RoomSessionRecord {
+  id: string;
+  roomId: string | null;
+  name: string;
+  /** The room's settings when the session was created (JSON object). */
+  settings: Record<string, unknown>;
+  /** OpenVidu session properties, for sessions made through POST /api/sessions. */
+  openvidu: Record<string, unknown> | null;
+  status: 'in-progress' | 'completed' | null;
+  createdAt: string;
+  updatedAt: string;
+  startTime: string | null;
+  endTime: string | null;
+  endReason: string | null;
+}
+
+/** One participant's stay in a room session. */
+export interface RoomMemberRecord {
+  id: string;
+  roomSessionId: string;
+  role: string;
+  /** The token's data. */
+  serverData: string;
+  /** The metadata the client joined with. */
+  clientData: string;
+  remoteAddress: string;
+  joinedAt: string;
+  leftAt: string | null;
+  leaveReason: string | null;
+}
+
+/** A single-use token to join one room session. */
+export interface RoomTokenRecord {
+  token: string;
+  roomSessionId: string;
+  role: string;
+  data: string;
+  createdAt: string;
+  usedAt: string | null;
+}
+
 export interface Store {
   /** A named setting (e.g. the generated credential), or undefined. */
   getSetting(key: string): Promise<string | undefined>;
@@ -23,6 +65,24 @@ export interface Store {
   /** Inserts or replaces the record of (vhost, app, name). */
   putPullStream(record: PullStreamRecord): Promise<void>;
   deletePullStream(vhost: string, app: string, name: string): Promise<void>;
+  /** Inserts or replaces a room session. */
+  putRoomSession(record: RoomSessionRecord): Promise<void>;
+  getRoomSession(id: string): Promise<RoomSessionRecord | undefined>;
+  /** Room sessions not completed (created or in progress), oldest first. */
+  listOpenRoomSessions(): Promise<RoomSessionRecord[]>;
+  /** Inserts or replaces a member record. */
+  putRoomMember(record: RoomMemberRecord): Promise<void>;
+  listRoomMembers(roomSessionId: string): Promise<RoomMemberRecord[]>;
+  putRoomToken(record: RoomTokenRecord): Promise<void>;
+  /** Tokens of room sessions not completed. */
+  listOpenRoomTokens(): Promise<RoomTokenRecord[]>;
+  /** Marks a token used; false when it was used already or does not exist (single use, atomic). */
+  useRoomToken(token: string, at: string): Promise<boolean>;
+  /**
+   * Completes every in-progress room session (after a restart or a crash): `endTime` for the
+   * session and for members still in, with `reason`. Returns how many sessions it completed.
+   */
+  completeInProgressRoomSessions(endTime: string, reason: string): Promise<number>;
   /** Releases the database; idempotent. */
   close(): Promise<void>;
 }

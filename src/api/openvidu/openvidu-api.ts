@@ -1,0 +1,115 @@
+/**
+ * The OpenVidu 1.x REST dialect (seed 004): `POST /api/sessions` and `POST /api/tokens`. Errors
+ * have the shape OpenVidu Server 1.8 (Spring Boot) gives them: `{timestamp, status, error,
+ * message, path}`. Authentication is HTTP Basic `OPENVIDUAPP:<secret>`, the secret being the
+ * password of any configured credential (or a configured `user:password` pair as it is).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import { errors, isKilnError, KilnError } from '../../core/errors.ts';
+import { PARTICIPANT_ROLES, type OpenViduProperties, type ParticipantRole } from '../../core/room.ts';
+import type { Credentials } from '../credentials.ts';
+import { MAX_TOKEN_DATA, type Rooms } from '../../rooms/rooms.ts';
+
+export interface OpenViduApiOptions {
+  rooms: Rooms;
+  credentials: Credentials;
+}
+
+/** The user name every OpenVidu client sends. */
+export const OPENVIDU_USER = 'OPENVIDUAPP';
+
+/** Spring Boot's error body, as OpenVidu 1.8 answers. */
+function errorBody(status: number, message: string, path: string): Record<string, unknown> {
+  return { timestamp: Date.now(), status, error: STATUS_CODES[status] ?? 'Error', message, path };
+}
+
+function sendError(reply: FastifyReply, request: FastifyRequest, err: KilnError): FastifyReply {
+  if (err.status === 401) reply.header('WWW-Authenticate', 'Basic realm="OpenVidu"');
+  return reply.code(err.status).send(errorBody(err.status, err.message, request.url.split('?')[0]));
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Checks one enum-valued session property; what the seed marks "not available yet" is named as such. */
+function enumProperty<T extends string>(body: Record<string, unknown>, key: string, allowed: readonly T[], notYet: readonly string[], fallback: T): T {
+  const v = body[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'string') throw errors.badRequest(`${key} must be a string: one of ${allowed.join(', ')}`);
+  if ((allowed as readonly string[]).includes(v)) return v as T;
+  if (notYet.includes(v)) throw errors.badRequest(`${key} ${v} is not available yet: use ${allowed.join(' or ')}`);
+  throw errors.badRequest(`${key} ${v} is not defined: use ${allowed.join(' or ')}`);
+}
+
+export async function registerOpenViduApi(scope: FastifyInstance, options: OpenViduApiOptions): Promise<void> {
+  const { rooms, credentials } = options;
+
+  scope.addHook('onRequest', async (request: FastifyRequest) => {
+    const header = request.headers.authorization;
+    if (!header) throw errors.unauthorized('Full authentication is required to access this resource');
+    if (!credentials.basic(header) && !openViduSecret(credentials, header)) throw errors.unauthorized('Bad credentials');
+  });
+  scope.setErrorHandler(async (err, request, reply) => {
+    if (isKilnError(err)) return sendError(reply, request, err);
+    const e = err as { statusCode?: number; message?: string };
+    const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+    if (status === 500) request.log.error({ err }, 'OpenVidu API request failed');
+    return reply.code(status).send(errorBody(status, status === 500 ? 'Internal Server Error' : e.message ?? 'Bad Request', request.url.split('?')[0]));
+  });
+  scope.setNotFoundHandler(async (request, reply) =>
+    reply.code(404).send(errorBody(404, 'No message available', request.url.split('?')[0])));
+  // The body is read as JSON whatever its Content-Type, and may be empty where OpenVidu allows it.
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(errors.badRequest(`JSON parse error: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  scope.post('/sessions', async (request) => {
+    const body = request.body;
+    if (body !== undefined && body !== null && !isObject(body)) throw errors.badRequest('The body must be a JSON object');
+    const b = (body ?? {}) as Record<string, unknown>;
+    const properties: OpenViduProperties = {
+      archiveMode: enumProperty(b, 'archiveMode', ['ALWAYS', 'MANUAL'] as const, [], 'MANUAL'),
+      archiveLayout: enumProperty(b, 'archiveLayout', ['BEST_FIT'] as const, ['PICTURE_IN_PICTURE', 'VERTICAL_PRESENTATION', 'HORIZONTAL_PRESENTATION'], 'BEST_FIT'),
+      mediaMode: enumProperty(b, 'mediaMode', ['ROUTED'] as const, ['RELAYED'], 'ROUTED'),
+    };
+    const rs = await rooms.createOpenViduSession(properties);
+    return { id: rooms.sessionIdOf(rs) };
+  });
+
+  scope.post('/tokens', async (request) => {
+    const body = request.body;
+    if (body === undefined) throw errors.badRequest('Required request body is missing: {"session", "role", "data"}');
+    if (!isObject(body)) throw errors.badRequest('The body must be a JSON object');
+    const { session, role, data } = body;
+    if (typeof session !== 'string' || session === '') throw errors.badRequest('"session" must be a session id returned by POST /api/sessions');
+    const roomSession = rooms.find(session);
+    if (!roomSession) throw errors.badRequest(`[${session}] is not a valid sessionId`);
+    if (typeof role !== 'string' || !(PARTICIPANT_ROLES as readonly string[]).includes(role)) {
+      throw errors.badRequest(`Role ${JSON.stringify(role ?? null)} is not defined: use SUBSCRIBER, PUBLISHER or MODERATOR`);
+    }
+    if (data !== undefined && data !== null && typeof data !== 'string') throw errors.badRequest('"data" must be a string');
+    const text = typeof data === 'string' ? data : '';
+    if (text.length > MAX_TOKEN_DATA) {
+      throw errors.badRequest(`Metadata [${text.slice(0, 40)}…] unexpected format. Max length allowed is ${MAX_TOKEN_DATA} chars (got ${text.length})`);
+    }
+    const token = await rooms.createToken(roomSession, role as ParticipantRole, text);
+    return { token: token.token, session, role, data: text, id: token.token };
+  });
+}
+
+/** `OPENVIDUAPP:<secret>` where the secret is the password of a configured credential. */
+function openViduSecret(credentials: Credentials, header: string): boolean {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return false;
+  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0 || decoded.slice(0, colon) !== OPENVIDU_USER) return false;
+  return credentials.password(decoded.slice(colon + 1)) !== undefined;
+}

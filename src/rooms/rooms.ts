@@ -1,0 +1,361 @@
+/**
+ * The rooms of a node: room sessions and their tokens, participants joining and leaving, the
+ * room's settings enforced, and the history written to the store. Protocols (the OpenVidu room
+ * signaling) and dialects (OpenVidu REST, later SignalWire) call it; it does no media itself.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Catalog } from '../core/catalog.ts';
+import { errors, KilnError } from '../core/errors.ts';
+import {
+  Participant,
+  RoomSession,
+  defaultRoomSettings,
+  randomAlnum,
+  type LeaveReason,
+  type OpenViduProperties,
+  type ParticipantRole,
+  type RoomSettings,
+} from '../core/room.ts';
+import { Session } from '../core/session.ts';
+import type { RoomMemberRecord, RoomSessionRecord, RoomTokenRecord, Store } from '../store/store.ts';
+
+export interface RoomsOptions {
+  catalog: Catalog;
+  store: Store;
+  /** KILN_PUBLIC_URL: OpenVidu session ids are its ws(s) form plus `/<name>`. */
+  publicUrl: string;
+  /** Where participants' streams live in the catalogue. */
+  vhost: string;
+  app: string;
+  /** A room session with nobody in it ends after this long, ms. Default 5000. */
+  emptyTimeoutMs?: number;
+  logger: Logger;
+}
+
+/** A token as the dialects show it. */
+export interface RoomToken {
+  token: string;
+  roomSession: RoomSession;
+  role: ParticipantRole;
+  data: string;
+  createdAt: Date;
+  usedAt: Date | undefined;
+}
+
+/** Who is joining, for the participant's session record. */
+export interface JoinClient {
+  remoteAddress: string;
+  remotePort: number;
+  userAgent?: string;
+}
+
+export interface RoomsEvents {
+  /** A room session was created (OpenVidu) or started. */
+  roomSession: [roomSession: RoomSession];
+}
+
+/** Longest token data (seed 004: "Maximum 1000 chars"). */
+export const MAX_TOKEN_DATA = 1000;
+
+const iso = (d: Date | undefined | null) => (d ? d.toISOString() : null);
+
+function settingsJson(s: RoomSettings): Record<string, unknown> {
+  return { ...s, joinFrom: iso(s.joinFrom), joinUntil: iso(s.joinUntil), removeAt: iso(s.removeAt) };
+}
+
+function settingsOf(json: Record<string, unknown>): RoomSettings {
+  const d = defaultRoomSettings();
+  const date = (v: unknown) => (typeof v === 'string' ? new Date(v) : null);
+  return {
+    maxMembers: typeof json.maxMembers === 'number' ? json.maxMembers : d.maxMembers,
+    locked: json.locked === true,
+    joinFrom: date(json.joinFrom),
+    joinUntil: date(json.joinUntil),
+    removeAt: date(json.removeAt),
+    removeAfterSecondsElapsed: typeof json.removeAfterSecondsElapsed === 'number' ? json.removeAfterSecondsElapsed : null,
+    recordOnStart: json.recordOnStart === true,
+  };
+}
+
+export class Rooms extends EventEmitter<RoomsEvents> {
+  readonly #options: RoomsOptions;
+  readonly #store: Store;
+  readonly #emptyTimeoutMs: number;
+  /** Room sessions not completed, by name (the last segment of the OpenVidu session id). */
+  readonly #open = new Map<string, RoomSession>();
+  readonly #tokens = new Map<string, RoomToken>();
+  readonly #timers = new Map<RoomSession, NodeJS.Timeout>();
+  /** Store writes in order, so a leave never lands before its join. */
+  #writes: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: RoomsOptions) {
+    super();
+    this.#options = options;
+    this.#store = options.store;
+    this.#emptyTimeoutMs = options.emptyTimeoutMs ?? 5000;
+  }
+
+  /** The ws(s) form of the public URL, without a trailing slash. */
+  get wsBase(): string {
+    const url = new URL(this.#options.publicUrl);
+    return (url.origin + url.pathname).replace(/^http/, 'ws').replace(/\/+$/, '');
+  }
+
+  /** The OpenVidu session id of a room session: `wss://HOST:PORT/<name>`. */
+  sessionIdOf(roomSession: RoomSession): string {
+    return `${this.wsBase}/${roomSession.name}`;
+  }
+
+  /**
+   * After a restart: completes what was in progress when the node stopped (at `lastAlive`, the
+   * node's last heartbeat), then loads the created sessions that nobody joined yet, with their tokens.
+   */
+  async restore(lastAlive: Date): Promise<void> {
+    const completed = await this.#store.completeInProgressRoomSessions(lastAlive.toISOString(), 'server-stopping');
+    if (completed > 0) this.#options.logger.warn({ completed }, 'room sessions left in progress by the last run were completed');
+    for (const record of await this.#store.listOpenRoomSessions()) {
+      const rs = new RoomSession({
+        id: record.id,
+        roomId: record.roomId,
+        name: record.name,
+        settings: settingsOf(record.settings),
+        openvidu: (record.openvidu ?? undefined) as OpenViduProperties | undefined,
+        createdAt: new Date(record.createdAt),
+      });
+      this.#adopt(rs);
+    }
+    for (const t of await this.#store.listOpenRoomTokens()) {
+      const rs = [...this.#open.values()].find((s) => s.id === t.roomSessionId);
+      if (!rs) continue;
+      this.#tokens.set(t.token, { token: t.token, roomSession: rs, role: t.role as ParticipantRole, data: t.data, createdAt: new Date(t.createdAt), usedAt: t.usedAt ? new Date(t.usedAt) : undefined });
+    }
+  }
+
+  /** Open room sessions (created or in progress). */
+  get openSessions(): IterableIterator<RoomSession> {
+    return this.#open.values();
+  }
+
+  /**
+   * The open room session an OpenVidu session id names: the full `wss://…/<name>` id (any host, as
+   * clients may reach the server by another name) or the bare name; undefined when none.
+   */
+  find(sessionId: string): RoomSession | undefined {
+    let name = sessionId.trim();
+    const q = name.indexOf('?');
+    if (q >= 0) name = name.slice(0, q);
+    const slash = name.lastIndexOf('/');
+    if (slash >= 0) name = name.slice(slash + 1);
+    return this.#open.get(name);
+  }
+
+  /** A room session by its UUID, when open. */
+  byId(id: string): RoomSession | undefined {
+    for (const rs of this.#open.values()) if (rs.id === id) return rs;
+    return undefined;
+  }
+
+  /** OpenVidu `POST /api/sessions`: a room session in an auto-created room. */
+  async createOpenViduSession(openvidu: OpenViduProperties): Promise<RoomSession> {
+    this.#checkOpen();
+    let name = randomAlnum(16);
+    while (this.#open.has(name)) name = randomAlnum(16);
+    const rs = new RoomSession({ roomId: null, name, settings: defaultRoomSettings(), openvidu });
+    this.#adopt(rs);
+    await this.#write(() => this.#store.putRoomSession(this.#record(rs)));
+    this.emit('roomSession', rs);
+    return rs;
+  }
+
+  /** An OpenVidu session under a name the client chose (joins with the secret). */
+  async #openNamed(sessionId: string): Promise<RoomSession | undefined> {
+    const name = sessionId.split('?')[0].split('/').pop() ?? '';
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(name)) return undefined;
+    const rs = new RoomSession({ roomId: null, name, settings: defaultRoomSettings(), openvidu: { archiveMode: 'MANUAL', archiveLayout: 'BEST_FIT', mediaMode: 'ROUTED' } });
+    this.#adopt(rs);
+    await this.#write(() => this.#store.putRoomSession(this.#record(rs)));
+    return rs;
+  }
+
+  /** OpenVidu `POST /api/tokens`: a single-use token for `roomSession`. */
+  async createToken(roomSession: RoomSession, role: ParticipantRole, data: string): Promise<RoomToken> {
+    this.#checkOpen();
+    if (data.length > MAX_TOKEN_DATA) throw errors.badRequest(`"data" is longer than ${MAX_TOKEN_DATA} characters`);
+    let value = randomAlnum(16);
+    while (this.#tokens.has(value)) value = randomAlnum(16);
+    const token: RoomToken = { token: value, roomSession, role, data, createdAt: new Date(), usedAt: undefined };
+    this.#tokens.set(value, token);
+    await this.#write(() => this.#store.putRoomToken(this.#tokenRecord(token)));
+    return token;
+  }
+
+  /**
+   * Joins `sessionId` with `token`: the token must exist, belong to that session and be unused; the
+   * room must admit a member now. Creates the participant (and its session in the catalogue) and
+   * starts the room session on the first join. Throws UNAUTHORIZED (token) or FORBIDDEN (room).
+   *
+   * `withSecret`: the client gave an API password as OpenVidu's `secret` (`…/<name>?secret=…`), which
+   * in OpenVidu 1.x joins without a token; Kiln then joins as MODERATOR, opening the session when
+   * none of that name is open.
+   */
+  async join(sessionId: string, tokenValue: string, clientData: string, client: JoinClient, withSecret = false): Promise<{ roomSession: RoomSession; participant: Participant }> {
+    this.#checkOpen();
+    let roomSession = this.find(sessionId);
+    if (!roomSession && withSecret) roomSession = await this.#openNamed(sessionId);
+    if (!roomSession) throw new KilnError('NOT_FOUND', `Session ${sessionId} does not exist`);
+    let token = this.#tokens.get(tokenValue);
+    if (withSecret && (!token || token.roomSession !== roomSession || token.usedAt)) {
+      token = await this.createToken(roomSession, 'MODERATOR', '');
+    }
+    if (!token || token.roomSession !== roomSession) throw errors.unauthorized(`Token ${tokenValue} is not valid for session ${sessionId}`);
+    if (token.usedAt) throw errors.unauthorized(`Token ${tokenValue} has been used already`);
+    const now = new Date();
+    const refusal = roomSession.refusal(now);
+    if (refusal) throw errors.forbidden(refusal);
+    token.usedAt = now;
+    let id = randomAlnum(16);
+    while (roomSession.participants.has(id)) id = randomAlnum(16);
+    const session = new Session({
+      kind: 'participant',
+      protocol: 'openvidu',
+      vhost: this.#options.vhost,
+      app: this.#options.app,
+      stream: '',
+      user: id,
+      roomSession: roomSession.id,
+      ...client,
+    });
+    const participant = new Participant({ id, session, role: token.role, serverData: token.data, clientData, token: token.token });
+    // A kick of the participant's session (an API DELETE) evicts it.
+    session.setTeardown((reason) => participant.leave(reason === 'kicked' ? 'evicted' : reason === 'timed-out' ? 'network-lost' : 'disconnect'));
+    this.#options.catalog.addSession(session);
+    this.#cancelEmptyTimer(roomSession);
+    const wasStarted = roomSession.status !== null;
+    roomSession.add(participant);
+    session.activate();
+    participant.once('left', (reason) => this.#onLeft(roomSession, participant, reason));
+    this.#scheduleRemoval(roomSession, participant);
+    await this.#write(async () => {
+      await this.#store.useRoomToken(token.token, now.toISOString());
+      if (!wasStarted) await this.#store.putRoomSession(this.#record(roomSession));
+      await this.#store.putRoomMember(this.#memberRecord(roomSession, participant));
+    });
+    if (!wasStarted) this.emit('roomSession', roomSession);
+    return { roomSession, participant };
+  }
+
+  /** A participant of an open room session, by id. */
+  participant(id: string): Participant | undefined {
+    for (const rs of this.#open.values()) {
+      const p = rs.participants.get(id);
+      if (p) return p;
+    }
+    return undefined;
+  }
+
+  #onLeft(roomSession: RoomSession, participant: Participant, _reason: LeaveReason): void {
+    void this.#write(() => this.#store.putRoomMember(this.#memberRecord(roomSession, participant)));
+    if (roomSession.participants.size === 0 && !roomSession.ended && !this.#closed) {
+      this.#cancelEmptyTimer(roomSession);
+      const timer = setTimeout(() => {
+        this.#timers.delete(roomSession);
+        if (roomSession.participants.size === 0) roomSession.end('session-ended');
+      }, this.#emptyTimeoutMs);
+      timer.unref();
+      this.#timers.set(roomSession, timer);
+    }
+  }
+
+  /** `remove_at` and `remove_after_seconds_elapsed`: the participant leaves when its time is up. */
+  #scheduleRemoval(roomSession: RoomSession, participant: Participant): void {
+    const s = roomSession.settings;
+    const deadlines: number[] = [];
+    if (s.removeAt) deadlines.push(s.removeAt.getTime());
+    if (s.removeAfterSecondsElapsed !== null) deadlines.push(participant.joinedAt.getTime() + s.removeAfterSecondsElapsed * 1000);
+    if (deadlines.length === 0) return;
+    const delay = Math.max(0, Math.min(...deadlines) - Date.now());
+    // setTimeout holds at most 2^31-1 ms; longer waits re-arm.
+    const timer = setTimeout(() => {
+      if (Math.min(...deadlines) > Date.now()) return this.#scheduleRemoval(roomSession, participant);
+      participant.leave('removed-by-room');
+    }, Math.min(delay, 2 ** 31 - 1));
+    timer.unref();
+    participant.once('left', () => clearTimeout(timer));
+  }
+
+  #cancelEmptyTimer(roomSession: RoomSession): void {
+    const timer = this.#timers.get(roomSession);
+    if (timer) clearTimeout(timer);
+    this.#timers.delete(roomSession);
+  }
+
+  #adopt(rs: RoomSession): void {
+    this.#open.set(rs.name, rs);
+    rs.once('ended', () => {
+      this.#cancelEmptyTimer(rs);
+      if (this.#open.get(rs.name) === rs) this.#open.delete(rs.name);
+      for (const [value, token] of this.#tokens) if (token.roomSession === rs) this.#tokens.delete(value);
+      void this.#write(() => this.#store.putRoomSession(this.#record(rs)));
+    });
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw errors.unavailable('The server is stopping');
+  }
+
+  /** Queues a store write after the earlier ones; a failure is logged, never thrown at the caller's peers. */
+  #write(fn: () => Promise<unknown>): Promise<void> {
+    const next = this.#writes.then(fn).then(() => {}, (err) => this.#options.logger.error({ err }, 'room history could not be written'));
+    this.#writes = next;
+    return next;
+  }
+
+  #record(rs: RoomSession): RoomSessionRecord {
+    return {
+      id: rs.id,
+      roomId: rs.roomId,
+      name: rs.name,
+      settings: settingsJson(rs.settings),
+      openvidu: rs.openvidu ? { ...rs.openvidu } : null,
+      status: rs.status,
+      createdAt: rs.createdAt.toISOString(),
+      updatedAt: new Date().toISOString(),
+      startTime: iso(rs.startTime),
+      endTime: iso(rs.endTime),
+      endReason: rs.endReason ?? null,
+    };
+  }
+
+  #memberRecord(rs: RoomSession, p: Participant): RoomMemberRecord {
+    return {
+      id: p.id,
+      roomSessionId: rs.id,
+      role: p.role,
+      serverData: p.serverData,
+      clientData: p.clientData,
+      remoteAddress: p.session.remoteAddress,
+      joinedAt: p.joinedAt.toISOString(),
+      leftAt: iso(p.leftAt),
+      leaveReason: p.leaveReason ?? null,
+    };
+  }
+
+  #tokenRecord(t: RoomToken): RoomTokenRecord {
+    return { token: t.token, roomSessionId: t.roomSession.id, role: t.role, data: t.data, createdAt: t.createdAt.toISOString(), usedAt: iso(t.usedAt) };
+  }
+
+  /**
+   * On shutdown: every room session in progress ends (`server-stopping`) and the history is
+   * written; resolves when the store has it.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    for (const rs of [...this.#open.values()]) if (rs.status === 'in-progress') rs.end('server-stopping');
+    await this.#writes;
+  }
+}
