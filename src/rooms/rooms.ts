@@ -113,7 +113,7 @@ export class Rooms extends EventEmitter<RoomsEvents> {
    * node's last heartbeat), then loads the created sessions that nobody joined yet, with their tokens.
    */
   async restore(lastAlive: Date): Promise<void> {
-    const completed = await this.#store.completeInProgressRoomSessions(lastAlive.toISOString(), 'server-stopping');
+    const completed = await this.#store.completeInProgressRoomSessions(lastAlive.toISOString(), 'node-lost');
     if (completed > 0) this.#options.logger.warn({ completed }, 'room sessions left in progress by the last run were completed');
     for (const record of await this.#store.listOpenRoomSessions()) {
       const rs = new RoomSession({

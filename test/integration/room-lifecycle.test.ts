@@ -1,0 +1,153 @@
+/**
+ * Room sessions across the life of the process: a clean stop and a `kill -9` with a session in
+ * progress both leave it recorded as ended (with its end time), nothing `in-progress`; a
+ * participant that goes silent on the room WebSocket is removed and announced.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { freePort, startKiln, startKilnInProcess } from '../helpers/kiln-process.ts';
+import { RoomRpc } from '../helpers/room-rpc.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function openvidu(apiUrl: string, password: string, path: string, body?: object): Promise<any> {
+  const res = await fetch(`${apiUrl}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`OPENVIDUAPP:${password}`).toString('base64')}` },
+    body: body && JSON.stringify(body),
+  });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/** The history as the store has it, read while Kiln is stopped. */
+function history(dataDir: string) {
+  const db = new DatabaseSync(join(dataDir, 'kiln.db'), { readOnly: true });
+  try {
+    const sessions = db.prepare('SELECT id, name, status, start_time, end_time, end_reason FROM room_sessions ORDER BY created_at').all() as any[];
+    const members = db.prepare('SELECT room_session_id, joined_at, left_at, leave_reason FROM room_members ORDER BY joined_at').all() as any[];
+    return { sessions, members };
+  } finally {
+    db.close();
+  }
+}
+
+async function sessionWithTwo(env: Record<string, string>) {
+  const kiln = await startKiln(env);
+  const { id } = await openvidu(kiln.apiUrl, kiln.password, '/api/sessions');
+  const clients = [];
+  for (const data of ['a', 'b']) {
+    const { token } = await openvidu(kiln.apiUrl, kiln.password, '/api/tokens', { session: id, role: 'PUBLISHER', data });
+    const rpc = await RoomRpc.connect(`${kiln.wsUrl}/room`);
+    await rpc.call('joinRoom', { session: id, token, metadata: '' });
+    clients.push(rpc);
+  }
+  return { kiln, id, clients };
+}
+
+describe('room sessions survive restarts as history', () => {
+  test('a clean stop completes the session in progress: roomClosed to the participants, end time and reasons kept', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kiln-room-stop-'));
+    dirs.push(dataDir);
+    const port = String(await freePort());
+    const { kiln, id, clients } = await sessionWithTwo({ KILN_DATA_DIR: dataDir, KILN_SIGNALING_PORT: port, KILN_PUBLIC_URL: `http://127.0.0.1:${port}` });
+    await clients[0].call('leaveRoom', {});
+    // A second session nobody joined yet keeps its token over the restart.
+    const waiting = await openvidu(kiln.apiUrl, kiln.password, '/api/sessions');
+    const { token } = await openvidu(kiln.apiUrl, kiln.password, '/api/tokens', { session: waiting.id, role: 'SUBSCRIBER', data: 'later' });
+    const stoppedAt = new Date().toISOString();
+    assert.equal(await kiln.stop(), 0);
+    const closed = clients[1].notifications.find((n) => n.method === 'roomClosed');
+    assert.equal(closed?.params.room, id);
+
+    const { sessions, members } = history(dataDir);
+    const ended = sessions.find((s) => id.endsWith(`/${s.name}`));
+    assert.equal(ended.status, 'completed');
+    assert.equal(ended.end_reason, 'server-stopping');
+    assert.ok(ended.end_time >= stoppedAt && ended.end_time >= ended.start_time);
+    assert.deepEqual(members.map((m) => m.leave_reason).sort(), ['disconnect', 'server-stopping']);
+    assert.ok(members.every((m) => m.left_at && m.left_at >= m.joined_at));
+    assert.equal(sessions.filter((s) => s.status === 'in-progress').length, 0);
+
+    const again = await startKiln({ KILN_DATA_DIR: dataDir, KILN_SIGNALING_PORT: port, KILN_PUBLIC_URL: `http://127.0.0.1:${port}` });
+    try {
+      const rpc = await RoomRpc.connect(`${again.wsUrl}/room`);
+      const joined = await rpc.call('joinRoom', { session: waiting.id, token, metadata: '' });
+      assert.equal(joined.metadata, 'later');
+      rpc.close();
+      const stale = await fetch(`${again.apiUrl}/api/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`OPENVIDUAPP:${again.password}`).toString('base64')}` },
+        body: JSON.stringify({ session: id, role: 'PUBLISHER' }),
+      });
+      assert.equal(stale.status, 400, 'an ended session takes no tokens');
+    } finally {
+      assert.equal(await again.stop(), 0);
+    }
+  });
+
+  test('after kill -9 the next start completes the session at the last heartbeat', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kiln-room-crash-'));
+    dirs.push(dataDir);
+    const { kiln, id, clients } = await sessionWithTwo({ KILN_DATA_DIR: dataDir });
+    const joinedAt = new Date().toISOString();
+    // Past one heartbeat (every 5 s), so the end time is a heartbeat after the joins.
+    await new Promise((r) => setTimeout(r, 5500));
+    kiln.child.kill('SIGKILL');
+    const killedAt = new Date().toISOString();
+    await kiln.stop();
+    for (const c of clients) await c.closed();
+    assert.equal(history(dataDir).sessions.find((s) => id.endsWith(`/${s.name}`)).status, 'in-progress', 'the crash left it open');
+
+    const again = await startKiln({ KILN_DATA_DIR: dataDir });
+    assert.equal(await again.stop(), 0);
+    const { sessions, members } = history(dataDir);
+    const ended = sessions.find((s) => id.endsWith(`/${s.name}`));
+    assert.equal(ended.status, 'completed');
+    assert.equal(ended.end_reason, 'node-lost');
+    assert.ok(ended.end_time > joinedAt && ended.end_time <= killedAt, `${joinedAt} < ${ended.end_time} <= ${killedAt}`);
+    assert.equal(members.length, 2);
+    assert.ok(members.every((m) => m.left_at === ended.end_time && m.leave_reason === 'node-lost'));
+  });
+});
+
+describe('a participant whose room WebSocket goes silent', () => {
+  test('is removed after the ping timeout; the others get participantLeft with the reason', async () => {
+    const node = await startKilnInProcess((c) => {
+      c.rooms.pingTimeoutMs = 1500;
+      c.accessTokens = ['OPENVIDUAPP:pw'];
+    });
+    try {
+      const api = `http://127.0.0.1:${node.kiln.api!.port}`;
+      const ws = node.signalingUrl.replace('http:', 'ws:');
+      const { id } = await openvidu(api, 'pw', '/api/sessions');
+      const [alive, silent] = [await RoomRpc.connect(`${ws}/room`), await RoomRpc.connect(`${ws}/room`)];
+      const pings = setInterval(() => void alive.call('ping').catch(() => {}), 400);
+      try {
+        for (const rpc of [alive, silent]) {
+          const { token } = await openvidu(api, 'pw', '/api/tokens', { session: id, role: 'PUBLISHER' });
+          await rpc.call('joinRoom', { session: id, token, metadata: '' });
+        }
+        const silentId = (silent.messages.find((m) => m.result?.value) as { result: { id: string } }).result.id;
+        const started = Date.now();
+        const left = await alive.notification('participantLeft', (p) => p.name === silentId, 5000);
+        assert.equal(left.params.reason, 'networkDisconnect');
+        assert.ok(Date.now() - started >= 1000, 'not before the timeout');
+        await silent.closed();
+        assert.equal([...node.kiln.catalog.sessions.values()].filter((s) => s.kind === 'participant').length, 1);
+      } finally {
+        clearInterval(pings);
+        alive.close();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+});
