@@ -49,6 +49,9 @@ export interface NdcPlayer {
   close: () => Promise<void>;
 }
 
+/** Sends an SDP offer by some other signaling (a room's receiveVideoFrom) and resolves with the answer. */
+export type OfferExchange = (offer: string) => Promise<string>;
+
 /** Counters of the packets that were not the RTP expected (shown with KILN_NDC_DEBUG). */
 const unexpected = { rtcp: 0, bad: 0 };
 
@@ -69,10 +72,11 @@ function vp8KeyFrame(p: Buffer, off: number, end: number): boolean {
 }
 
 /**
- * One WHEP player on `url`, offering `codec` for video; resolves once connected. With `stats`, its
+ * One WHEP player on `url` (or one whose offer `url` exchanges itself), offering `codec` for video;
+ * resolves once connected. With `stats`, its
  * packets are counted there and its first-packet times recorded.
  */
-export function openPlayer(url: string, index: number, codec: PlayerCodec, stats?: PlayerStats): Promise<NdcPlayer> {
+export function openPlayer(url: string | OfferExchange, index: number, codec: PlayerCodec, stats?: PlayerStats): Promise<NdcPlayer> {
   const pc = new PeerConnection(`player${index}`, {
     iceServers: [],
     bindAddress: '127.0.0.1',
@@ -175,11 +179,16 @@ export function openPlayer(url: string, index: number, codec: PlayerCodec, stats
       const sdp = pc.localDescription()?.sdp;
       if (!sdp) throw new Error(`player ${index}: no local description`);
       times.posted = now();
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp });
-      if (res.status !== 201) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-      const location = res.headers.get('location');
-      if (location) player.resource = new URL(location, url).href;
-      const answer = await res.text();
+      let answer: string;
+      if (typeof url === 'function') {
+        answer = await url(sdp);
+      } else {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp });
+        if (res.status !== 201) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+        const location = res.headers.get('location');
+        if (location) player.resource = new URL(location, url).href;
+        answer = await res.text();
+      }
       times.answered = now();
       if (process.env.KILN_NDC_DEBUG && index === 0) console.error(`offer:\n${sdp}\nanswer:\n${answer}`);
       pc.setRemoteDescription(answer, 'answer');

@@ -40,9 +40,10 @@ export class Kiln {
   constructor(config: KilnConfig, logger?: Logger) {
     this.config = config;
     this.logger = logger ?? pino({ level: config.logLevel });
-    // Room participants' streams live in an application of the first vhost, added when missing.
+    // Room participants' streams live in an application of the first vhost, added (unlisted) when
+    // missing, so the configured apps are what the OME API lists.
     const vhosts = config.vhosts.map((v, i) => i > 0 || v.apps.some((a) => a.name === config.rooms.app) ? v
-      : { ...v, apps: [...v.apps, { name: config.rooms.app, playbackRequiresToken: false }] });
+      : { ...v, apps: [...v.apps, { name: config.rooms.app, playbackRequiresToken: false, listed: false }] });
     this.catalog = new Catalog(vhosts);
     this.metrics.watch(this.catalog);
   }

@@ -10,6 +10,11 @@ import { Stream, type SourceType } from './stream.ts';
 export interface ApplicationSettings {
   /** When true, playback needs an access-token password as a Bearer token. */
   playbackRequiresToken: boolean;
+  /**
+   * When false, the app is left out of app listings (it still answers by name): the rooms app Kiln
+   * adds for room participants' streams. Default true.
+   */
+  listed?: boolean;
 }
 
 export class Application {
@@ -41,6 +46,11 @@ export class VirtualHost {
   constructor(name: string) {
     this.name = name;
   }
+
+  /** The names of the apps listings show (every app but unlisted ones). */
+  listedApps(): string[] {
+    return [...this.apps.values()].filter((a) => a.settings.listed !== false).map((a) => a.name);
+  }
 }
 
 export interface CatalogEvents {
@@ -51,7 +61,7 @@ export interface CatalogEvents {
 /** Names a vhost and app from config. */
 export interface CatalogVhost {
   name: string;
-  apps: { name: string; playbackRequiresToken: boolean }[];
+  apps: { name: string; playbackRequiresToken: boolean; listed?: boolean }[];
 }
 
 export class Catalog extends EventEmitter<CatalogEvents> {
@@ -63,7 +73,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     super();
     for (const vh of vhosts) {
       const vhost = new VirtualHost(vh.name);
-      for (const app of vh.apps) vhost.apps.set(app.name, new Application(vh.name, app.name, { playbackRequiresToken: app.playbackRequiresToken }));
+      for (const app of vh.apps) vhost.apps.set(app.name, new Application(vh.name, app.name, { playbackRequiresToken: app.playbackRequiresToken, listed: app.listed ?? true }));
       this.vhosts.set(vh.name, vhost);
     }
   }

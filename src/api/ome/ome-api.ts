@@ -74,7 +74,7 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
 
   scope.get('/vhosts', async () => ok([...catalog.vhosts.keys()]));
   scope.get<{ Params: P }>('/vhosts/:vhost', async (request) => ok(vhostInfo(catalog.vhost(request.params.vhost))));
-  scope.get<{ Params: P }>('/vhosts/:vhost/apps', async (request) => ok([...catalog.vhost(request.params.vhost).apps.keys()]));
+  scope.get<{ Params: P }>('/vhosts/:vhost/apps', async (request) => ok(catalog.vhost(request.params.vhost).listedApps()));
   scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app', async (request) =>
     ok(appInfo(catalog.app(request.params.vhost, request.params.app))));
   scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams', async (request) =>
