@@ -161,7 +161,10 @@ export function openPlayer(url: string | OfferExchange, index: number, codec: Pl
   receive(pc.addTrack(audio), 'audio');
 
   return new Promise<NdcPlayer>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`player ${index} did not connect (state ${pc.state()})`)), CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      reject(new Error(`player ${index} did not connect (state ${pc.state()})`));
+      pc.close();
+    }, CONNECT_TIMEOUT_MS);
     pc.onStateChange((state) => {
       if (state === 'connected') {
         clearTimeout(timer);

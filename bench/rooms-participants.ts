@@ -78,7 +78,7 @@ async function join(wsUrl: string, session: string, token: string, index: number
   return { member: { rpc, id: joined.id, publisher: { pc, tracks, ssrc, seq: { video: 0, audio: 0 } }, players: [] }, joinMs: now() - t0 };
 }
 
-/** Replays the fixture from every publisher at once, in real time, looped, until the returned stop. */
+/** Replays the fixture from every publisher in `members` (which grows as rooms join), in real time, looped, until the returned stop. */
 async function replay(members: Member[]): Promise<() => void> {
   const records = await loadFixture();
   const duration = records[records.length - 1].at + 1 / 30;
@@ -136,6 +136,14 @@ async function main(): Promise<void> {
     process.exit(code);
   };
   try {
+    // Pings keep the room connections alive from the start, as openvidu-browser's do (the server
+    // drops a participant silent for 10 s).
+    setInterval(() => {
+      for (const m of members) void m.rpc.call('ping').catch(() => {});
+    }, 3000).unref();
+    // Publishers send from the moment they join (the server drops a publisher silent for 10 s):
+    // the replay sends for every member present at each tick.
+    stop = await replay(members);
     const joinMs: number[] = [];
     const rooms: Member[][] = [];
     for (let room = 0; room < r; room++) {
@@ -148,19 +156,25 @@ async function main(): Promise<void> {
       rooms.push(joined.map((j) => j.member));
       members.push(...joined.map((j) => j.member));
     }
-    stop = await replay(members);
+    // Every participant receives every other one of its room, 8 subscriptions at a time; one that
+    // does not connect is tried again once (and counted).
     let index = 0;
-    for (const room of rooms) {
-      await Promise.all(room.flatMap((m) => room.filter((o) => o !== m).map(async (other) => {
-        const player = await openPlayer((offer) => m.rpc.call('receiveVideoFrom', { sender: `${other.id}_CAMERA`, sdpOffer: offer }).then((res) => res.sdpAnswer as string), index++, 'VP8', stats);
-        m.players.push(player);
-      })));
-    }
-    // Pings keep the room connections alive (the server drops one silent for 10 s).
-    setInterval(() => {
-      for (const m of members) void m.rpc.call('ping').catch(() => {});
-    }, 3000).unref();
-    process.send!({ type: 'joins', joinMs });
+    let retries = 0;
+    const subscriptions = rooms.flatMap((room) => room.flatMap((m) => room.filter((o) => o !== m).map((other) => ({ m, other }))));
+    const subscribe = async ({ m, other }: { m: Member; other: Member }) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const player = await openPlayer((offer) => m.rpc.call('receiveVideoFrom', { sender: `${other.id}_CAMERA`, sdpOffer: offer }).then((res) => res.sdpAnswer as string), index++, 'VP8', stats);
+          m.players.push(player);
+          return;
+        } catch (err) {
+          if (attempt > 0) throw err;
+          retries++;
+        }
+      }
+    };
+    for (let i = 0; i < subscriptions.length; i += 8) await Promise.all(subscriptions.slice(i, i + 8).map(subscribe));
+    process.send!({ type: 'joins', joinMs, retries });
   } catch (err) {
     process.send!({ type: 'error', message: String((err as Error)?.stack ?? err) }, () => void shutdown(1));
     return;

@@ -32,6 +32,8 @@ interface RoomRound {
   forwardedPerSecond: number;
   loss: number;
   joinMs: number[];
+  /** Subscriptions that did not connect in 10 s and were made again. */
+  retries: number;
   rssMb: number;
 }
 
@@ -43,14 +45,24 @@ async function round(kiln: Awaited<ReturnType<typeof startKiln>>, k: number, r: 
     children.delete(child);
     resolve();
   }));
+  // `joins` (the join times), then `ready` once every subscription is up.
+  let retries = 0;
   const joinMs = await new Promise<number[]>((resolve, reject) => {
-    child.on('message', (m: { type: string; joinMs?: number[]; message?: string }) => {
-      if (m.type === 'joins') resolve(m.joinMs!);
+    let joins: number[] = [];
+    const onMessage = (m: { type: string; joinMs?: number[]; retries?: number; message?: string }) => {
+      if (m.type === 'joins') {
+        joins = m.joinMs!;
+        retries = m.retries ?? 0;
+      }
       else if (m.type === 'error') reject(new Error(m.message));
-    });
+      else if (m.type === 'ready') {
+        child.off('message', onMessage);
+        resolve(joins);
+      }
+    };
+    child.on('message', onMessage);
     child.once('exit', (code) => reject(new Error(`participants exited ${code}`)));
   });
-  await new Promise<void>((resolve) => child.once('message', (m: { type: string }) => m.type === 'ready' && resolve()));
   await sleep(2000);
   const cpu0 = cpuTimes(pid);
   const out0 = await packetsOut(kiln.apiUrl);
@@ -76,6 +88,7 @@ async function round(kiln: Awaited<ReturnType<typeof startKiln>>, k: number, r: 
     forwardedPerSecond: forwarded / elapsed,
     loss: result.expected > 0 ? Math.max(0, (1 - result.received / result.expected) * 100) : NaN,
     joinMs,
+    retries,
     rssMb: rss,
   };
 }
@@ -92,7 +105,7 @@ async function main(): Promise<void> {
   await loadFixture();
   const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn', KILN_ACCESS_TOKEN: 'OPENVIDUAPP:bench' });
   kiln.password = 'bench';
-  const header = 'K | rooms | participants | server CPU % | CPU µs/fwd pkt | fwd pkt/s | RSS MB | loss % | join p50 ms | join p95 ms';
+  const header = 'K | rooms | participants | server CPU % | CPU µs/fwd pkt | fwd pkt/s | RSS MB | loss % | join p50 ms | join p95 ms | retried subs';
   console.log(header);
   console.log(header.replace(/[^|]/g, '-'));
   const summary: string[] = [];
@@ -112,6 +125,7 @@ async function main(): Promise<void> {
           x.loss.toFixed(2).padStart(6),
           median(x.joinMs).toFixed(0).padStart(11),
           quantile(x.joinMs, 0.95).toFixed(0).padStart(11),
+          String(x.retries).padStart(12),
         ].join(' | '));
         await sleep(6000); // the room sessions end (grace period) before the next round
         if (x.loss > 1) break;

@@ -42,8 +42,12 @@ export class Kiln {
     this.logger = logger ?? pino({ level: config.logLevel });
     // Room participants' streams live in an application of the first vhost, added (unlisted) when
     // missing, so the configured apps are what the OME API lists.
-    const vhosts = config.vhosts.map((v, i) => i > 0 || v.apps.some((a) => a.name === config.rooms.app) ? v
-      : { ...v, apps: [...v.apps, { name: config.rooms.app, playbackRequiresToken: false, listed: false }] });
+    const vhosts = config.vhosts.map((v, i) => i > 0 ? v : {
+      ...v,
+      apps: v.apps.some((a) => a.name === config.rooms.app)
+        ? v.apps.map((a) => (a.name === config.rooms.app ? { ...a, rooms: true } : a))
+        : [...v.apps, { name: config.rooms.app, playbackRequiresToken: false, listed: false, rooms: true }],
+    });
     this.catalog = new Catalog(vhosts);
     this.metrics.watch(this.catalog);
   }

@@ -36,6 +36,19 @@ export class Credentials {
     return found >= 0 ? this.users[found] : undefined;
   }
 
+  /**
+   * Checks an `Authorization` Basic value whose user is `user` (OpenVidu's fixed `OPENVIDUAPP`) and
+   * whose password is any configured one; returns that password's user.
+   */
+  basicWithAnyUser(header: string | undefined, user: string): string | undefined {
+    const m = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
+    if (!m) return undefined;
+    const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0 || decoded.slice(0, colon) !== user) return undefined;
+    return this.password(decoded.slice(colon + 1));
+  }
+
   /** Checks a `Bearer <password>` header value; returns the user whose password it is. */
   bearer(header: string | undefined): string | undefined {
     if (!header) return undefined;

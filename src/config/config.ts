@@ -5,6 +5,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { isObject } from '../core/json.ts';
 
 /** One application of a virtual host: streams live under `{vhost}/{app}`. */
 export interface AppConfig {
@@ -151,9 +152,6 @@ function tokens(value: string, what: string): string[] {
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Applies a parsed config file on top of `config`, checking every value it sets. */
 function applyFile(config: KilnConfig, file: Record<string, unknown>, path: string): void {
@@ -226,6 +224,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
         if (!isObject(app) || typeof app.name !== 'string' || !NAME.test(app.name)) {
           throw new ConfigError(where(`vhosts[${i}].apps[${j}].name must be 1-64 of A-Z a-z 0-9 _ . -`));
         }
+        if (app.name === 'room') throw new ConfigError(where(`vhosts[${i}].apps[${j}]: "room" is the path of the room WebSocket, not an app name`));
         if (app.playbackRequiresToken !== undefined && typeof app.playbackRequiresToken !== 'boolean') {
           throw new ConfigError(where(`vhosts[${i}].apps[${j}].playbackRequiresToken must be true or false`));
         }
@@ -249,7 +248,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
     if (!isObject(r)) throw new ConfigError(where('rooms must be an object'));
     if (r.app !== undefined) {
       if (typeof r.app !== 'string' || !NAME.test(r.app)) throw new ConfigError(where('rooms.app must be 1-64 of A-Z a-z 0-9 _ . -'));
-      if (r.app === 'room') throw new ConfigError(where('rooms.app cannot be "room": /room is the room WebSocket'));
+      if (r.app === 'room' || r.app.startsWith('.')) throw new ConfigError(where('rooms.app cannot be "room" (the room WebSocket\'s path) nor start with "."'));
       config.rooms.app = r.app;
     }
     for (const key of ['emptyTimeoutMs', 'pingTimeoutMs'] as const) {

@@ -15,6 +15,11 @@ export interface ApplicationSettings {
    * adds for room participants' streams. Default true.
    */
   listed?: boolean;
+  /**
+   * When true, only room participants publish and play here, through the room signaling (their
+   * tokens hold), not over WHIP/WHEP or OME signaling. Default false.
+   */
+  rooms?: boolean;
 }
 
 export class Application {
@@ -61,7 +66,7 @@ export interface CatalogEvents {
 /** Names a vhost and app from config. */
 export interface CatalogVhost {
   name: string;
-  apps: { name: string; playbackRequiresToken: boolean; listed?: boolean }[];
+  apps: { name: string; playbackRequiresToken: boolean; listed?: boolean; rooms?: boolean }[];
 }
 
 export class Catalog extends EventEmitter<CatalogEvents> {
@@ -73,7 +78,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     super();
     for (const vh of vhosts) {
       const vhost = new VirtualHost(vh.name);
-      for (const app of vh.apps) vhost.apps.set(app.name, new Application(vh.name, app.name, { playbackRequiresToken: app.playbackRequiresToken, listed: app.listed ?? true }));
+      for (const app of vh.apps) vhost.apps.set(app.name, new Application(vh.name, app.name, { playbackRequiresToken: app.playbackRequiresToken, listed: app.listed ?? true, rooms: app.rooms ?? false }));
       this.vhosts.set(vh.name, vhost);
     }
   }

@@ -141,20 +141,21 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   }
 
   /**
-   * A session of this participant's media that is kicked (an API DELETE) evicts the participant;
-   * one whose connection fails or times out takes the participant with it.
+   * Any session of this participant that is kicked (an API DELETE) evicts the participant. When its
+   * published media fails or times out (`mediaFailure`), the participant goes too; a failed
+   * subscription is only dropped.
    */
-  #follow(session: Session): void {
+  #follow(session: Session, mediaFailure: boolean): void {
     session.once('close', (reason) => {
       if (reason === 'kicked') this.leave('evicted');
-      else if (reason === 'connection-failed' || reason === 'timed-out') this.leave('media-failed');
+      else if (mediaFailure && (reason === 'connection-failed' || reason === 'timed-out')) this.leave('media-failed');
     });
   }
 
   /** Adds a published stream; it is removed (and announced) when its stream closes. */
   addStream(published: PublishedStream): void {
     this.streams.set(published.id, published);
-    this.#follow(published.stream.source);
+    this.#follow(published.stream.source, true);
     published.stream.once('close', (reason) => {
       if (this.streams.get(published.id) !== published) return;
       this.streams.delete(published.id);
@@ -165,8 +166,10 @@ export class Participant extends EventEmitter<ParticipantEvents> {
 
   /** Adds a receiving session; it is forgotten when it closes. */
   addSubscription(senderStreamId: string, session: Session): void {
+    const previous = this.subscriptions.get(senderStreamId);
     this.subscriptions.set(senderStreamId, session);
-    this.#follow(session);
+    if (previous && previous !== session) previous.close('client-left');
+    this.#follow(session, false);
     session.once('close', () => {
       if (this.subscriptions.get(senderStreamId) === session) this.subscriptions.delete(senderStreamId);
     });
@@ -179,10 +182,14 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     this.leaveReason = reason;
     const sessionReason: CloseReason = reason === 'evicted' ? 'kicked' : reason === 'server-stopping' ? 'server-stopping'
       : reason === 'network-lost' ? 'timed-out' : reason === 'media-failed' ? 'connection-failed' : 'client-left';
-    for (const sub of [...this.subscriptions.values()]) sub.close(sessionReason);
-    for (const published of [...this.streams.values()]) published.stream.close(sessionReason);
-    this.session.close(sessionReason);
-    this.emit('left', reason);
+    try {
+      for (const sub of [...this.subscriptions.values()]) sub.close(sessionReason);
+      for (const published of [...this.streams.values()]) published.stream.close(sessionReason);
+      this.session.close(sessionReason);
+    } finally {
+      // Every join has its one leave, whatever a close threw.
+      this.emit('left', reason);
+    }
   }
 }
 
@@ -285,12 +292,15 @@ export class RoomSession extends EventEmitter<RoomSessionEvents> {
   /** Ends the session: every participant leaves with `reason`, then `ended`. Idempotent. */
   end(reason: LeaveReason, at = new Date()): void {
     if (this.status === 'completed') return;
-    this.emit('ending', reason);
-    for (const p of [...this.participants.values()]) p.leave(reason);
-    this.status = 'completed';
-    this.startTime ??= at;
-    this.endTime = at;
-    this.endReason = reason;
-    this.emit('ended', reason);
+    try {
+      this.emit('ending', reason);
+      for (const p of [...this.participants.values()]) p.leave(reason);
+    } finally {
+      this.status = 'completed';
+      this.startTime ??= at;
+      this.endTime = at;
+      this.endReason = reason;
+      this.emit('ended', reason);
+    }
   }
 }

@@ -3,7 +3,7 @@
  * a peer connection and a place in the catalogue. Protocol front ends (WHIP/WHEP, OME signaling)
  * call it; it knows nothing of HTTP or WebSocket.
  */
-import type { Catalog } from '../core/catalog.ts';
+import type { Application, Catalog } from '../core/catalog.ts';
 import { errors } from '../core/errors.ts';
 import { Session, type SessionProtocol } from '../core/session.ts';
 import type { SourceType, Stream } from '../core/stream.ts';
@@ -54,6 +54,13 @@ export function checkName(what: string, name: string): void {
   }
 }
 
+/** A room's media stays in the room: its app takes only the room signaling's participants. */
+function checkRoomsApp(application: Application, client: ClientInfo): void {
+  if (application.settings.rooms && client.protocol !== 'openvidu') {
+    throw errors.forbidden(`The app ${application.name} holds room media: join the room to publish or play there`);
+  }
+}
+
 export class MediaEngine {
   readonly catalog: Catalog;
   readonly #ice: IceSettings;
@@ -90,6 +97,7 @@ export class MediaEngine {
     checkName('stream', stream);
     const application = this.catalog.appByName(app);
     if (!application) throw errors.appNotFound('default', app);
+    checkRoomsApp(application, client);
     if (application.streams.has(stream)) throw errors.streamExists(application.vhost, app, stream);
     const session = new Session({ kind: 'publisher', vhost: application.vhost, app, stream, ...client });
     const publisher = new WebRtcPublisher({
@@ -169,6 +177,7 @@ export class MediaEngine {
     if (sessionName !== undefined) checkName('session', sessionName);
     const application = this.catalog.appByName(app);
     if (!application) throw errors.appNotFound('default', app);
+    checkRoomsApp(application, client);
     const stream = application.stream(streamName);
     const forwarder = this.#forwarders.get(stream);
     if (!forwarder || stream.closed) throw errors.streamNotFound(application.vhost, app, streamName);

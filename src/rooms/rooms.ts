@@ -60,6 +60,12 @@ export const MAX_TOKEN_DATA = 1000;
 
 const iso = (d: Date | undefined | null) => (d ? d.toISOString() : null);
 
+/** The name an OpenVidu session id ends with: `wss://host:port/<name>?secret=…` → `<name>`. */
+export function sessionName(sessionId: string): string {
+  const path = sessionId.trim().split('?')[0];
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
 function settingsJson(s: RoomSettings): Record<string, unknown> {
   return { ...s, joinFrom: iso(s.joinFrom), joinUntil: iso(s.joinUntil), removeAt: iso(s.removeAt) };
 }
@@ -126,8 +132,9 @@ export class Rooms extends EventEmitter<RoomsEvents> {
       });
       this.#adopt(rs);
     }
+    const byId = new Map([...this.#open.values()].map((rs) => [rs.id, rs]));
     for (const t of await this.#store.listOpenRoomTokens()) {
-      const rs = [...this.#open.values()].find((s) => s.id === t.roomSessionId);
+      const rs = byId.get(t.roomSessionId);
       if (!rs) continue;
       this.#tokens.set(t.token, { token: t.token, roomSession: rs, role: t.role as ParticipantRole, data: t.data, createdAt: new Date(t.createdAt), usedAt: t.usedAt ? new Date(t.usedAt) : undefined });
     }
@@ -143,12 +150,7 @@ export class Rooms extends EventEmitter<RoomsEvents> {
    * clients may reach the server by another name) or the bare name; undefined when none.
    */
   find(sessionId: string): RoomSession | undefined {
-    let name = sessionId.trim();
-    const q = name.indexOf('?');
-    if (q >= 0) name = name.slice(0, q);
-    const slash = name.lastIndexOf('/');
-    if (slash >= 0) name = name.slice(slash + 1);
-    return this.#open.get(name);
+    return this.#open.get(sessionName(sessionId));
   }
 
   /** A room session by its UUID, when open. */
@@ -171,7 +173,7 @@ export class Rooms extends EventEmitter<RoomsEvents> {
 
   /** An OpenVidu session under a name the client chose (joins with the secret). */
   async #openNamed(sessionId: string): Promise<RoomSession | undefined> {
-    const name = sessionId.split('?')[0].split('/').pop() ?? '';
+    const name = sessionName(sessionId);
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(name)) return undefined;
     const rs = new RoomSession({ roomId: null, name, settings: defaultRoomSettings(), openvidu: { archiveMode: 'MANUAL', archiveLayout: 'BEST_FIT', mediaMode: 'ROUTED' } });
     this.#adopt(rs);
@@ -182,6 +184,7 @@ export class Rooms extends EventEmitter<RoomsEvents> {
   /** OpenVidu `POST /api/tokens`: a single-use token for `roomSession`. */
   async createToken(roomSession: RoomSession, role: ParticipantRole, data: string): Promise<RoomToken> {
     this.#checkOpen();
+    if (roomSession.ended) throw errors.badRequest('The session has ended');
     if (data.length > MAX_TOKEN_DATA) throw errors.badRequest(`"data" is longer than ${MAX_TOKEN_DATA} characters`);
     let value = randomAlnum(16);
     while (this.#tokens.has(value)) value = randomAlnum(16);
@@ -243,6 +246,8 @@ export class Rooms extends EventEmitter<RoomsEvents> {
       await this.#store.putRoomMember(this.#memberRecord(roomSession, participant));
     });
     if (!wasStarted) this.emit('roomSession', roomSession);
+    // Removed while its join was written (the room ended, a removal fell due): no member to answer for.
+    if (participant.left) throw new KilnError('NOT_FOUND', `The participant left the session while joining (${participant.leaveReason})`);
     return { roomSession, participant };
   }
 

@@ -87,6 +87,10 @@ for (const scheme of ['http', 'https'] as const) {
       assert.match(a.json.id, new RegExp(`^${base}/[a-z0-9]{16}$`));
       const again = await post('/api/sessions', '');
       assert.notEqual(again.json.id, a.json.id);
+      // OpenVidu 1.8 lists the sessions someone joined.
+      const list = await call(`${api}/api/sessions`, 'GET', { authorization: auth });
+      assert.equal(list.status, 200);
+      assert.ok(Array.isArray(list.json) && !list.json.includes(a.json.id));
     });
 
     test('POST /api/sessions takes archiveMode, archiveLayout and mediaMode', async () => {
@@ -222,7 +226,10 @@ describe('the room WebSocket answers bad input with JSON-RPC errors and survives
     assert.equal(await code(rpc.call('publishVideo', { sdpOffer: 'this is not SDP' })), 302);
     assert.equal(await code(rpc.call('publishVideo', { sdpOffer: 'v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n' })), 302);
     assert.equal(await code(rpc.call('publishVideo', { sdpOffer: 'v=0', audioActive: 'yes' })), -32602);
-    assert.equal(await code(rpc.call('receiveVideoFrom', { sender: 'nobody_CAMERA', sdpOffer: 'v=0' })), 105);
+    assert.equal(await code(rpc.call('receiveVideoFrom', { sender: 'nobody_CAMERA', sdpOffer: 'v=0' })), 102);
+    assert.equal(await code(rpc.call('receiveVideoFrom', { sender: `${joined.id}_CAMERA`, sdpOffer: 'v=0' })), 105, 'in the session, not publishing');
+    const running = await (await fetch(`${kiln.apiUrl}/api/sessions`, { headers: { authorization: auth() } })).json();
+    assert.deepEqual(running, [session]);
     assert.equal(await code(rpc.call('unpublishVideo', {})), 105);
     assert.equal(await code(rpc.call('sendMessage', { message: 'not json' })), 600);
     assert.equal(await code(rpc.call('sendMessage', { message: '{"to":["ghost"],"data":"x","type":"t"}' })), 601);
@@ -262,12 +269,19 @@ describe('the room WebSocket answers bad input with JSON-RPC errors and survives
 
       await moderator.call('forceUnpublish', { streamId: `${pub.id}_CAMERA` });
       await target.notification('participantUnpublished', (p) => p.name === pub.id);
+      const own = await publisher.notification('participantUnpublished', (p) => p.name === pub.id);
+      assert.equal(own.params.reason, 'forceUnpublishByUser', 'the owner drops its stream too');
 
       await moderator.call('forceDisconnect', { connectionId: tgt.id });
       await target.notification('participantEvicted');
       const left = await moderator.notification('participantLeft', (p) => p.name === tgt.id);
       assert.equal(left.params.reason, 'forceDisconnectByServer');
+      await target.closed(); // the server closes an evicted participant's connection
       await pc.close();
+      // kurento-jsonrpc closes without a status code (1005): a clean leave.
+      publisher.ws.close();
+      const gone = await moderator.notification('participantLeft', (p) => p.name === pub.id);
+      assert.equal(gone.params.reason, 'disconnect');
     } finally {
       for (const c of [moderator, publisher, target]) c.close();
     }

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { freePort, startKiln, startKilnInProcess } from '../helpers/kiln-process.ts';
 import { RoomRpc } from '../helpers/room-rpc.ts';
+import { connected, gathered, loopbackPeer } from '../helpers/werift-peer.ts';
+import { prepareLocal } from '../../src/media/peer.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -145,6 +147,57 @@ describe('a participant whose room WebSocket goes silent', () => {
       } finally {
         clearInterval(pings);
         alive.close();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
+describe('a participant whose media connection dies', () => {
+  test('is removed when its published media stops, though its WebSocket still pings', async () => {
+    const node = await startKilnInProcess((c) => {
+      c.limits.publisherTimeoutMs = 1500;
+      c.accessTokens = ['OPENVIDUAPP:pw'];
+    });
+    try {
+      const api = `http://127.0.0.1:${node.kiln.api!.port}`;
+      const ws = node.signalingUrl.replace('http:', 'ws:');
+      const { id } = await openvidu(api, 'pw', '/api/sessions');
+      const [watcher, publisher] = [await RoomRpc.connect(`${ws}/room`), await RoomRpc.connect(`${ws}/room`)];
+      const pings = setInterval(() => {
+        for (const rpc of [watcher, publisher]) void rpc.call('ping').catch(() => {});
+      }, 400);
+      try {
+        const ids: string[] = [];
+        for (const rpc of [watcher, publisher]) {
+          const { token } = await openvidu(api, 'pw', '/api/tokens', { session: id, role: 'PUBLISHER' });
+          ids.push((await rpc.call('joinRoom', { session: id, token, metadata: '' })).id);
+        }
+        const pc = loopbackPeer();
+        const transceiver = pc.addTransceiver('video', { direction: 'sendonly' });
+        prepareLocal(pc, false);
+        await pc.setLocalDescription(await pc.createOffer());
+        await gathered(pc);
+        const { sdpAnswer } = await publisher.call('publishVideo', { sdpOffer: pc.localDescription!.sdp, audioActive: false, videoActive: true });
+        await pc.setRemoteDescription({ type: 'answer', sdp: sdpAnswer });
+        await connected(pc);
+        await watcher.notification('participantPublished', (p) => p.id === ids[1]);
+        // Media flows for a moment, then the peer connection goes away without a word.
+        const rtp = Buffer.from([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7, 0x10, 0, 0, 0]);
+        for (let i = 0; i < 10; i++) {
+          rtp.writeUInt16BE(i, 2);
+          void transceiver.sender.sendRtp(rtp).catch(() => {});
+          await new Promise((r) => setTimeout(r, 30));
+        }
+        await pc.close();
+        const left = await watcher.notification('participantLeft', (p) => p.name === ids[1], 8000);
+        assert.equal(left.params.reason, 'networkDisconnect');
+        assert.equal(node.kiln.rooms!.participant(ids[1]), undefined);
+      } finally {
+        clearInterval(pings);
+        watcher.close();
+        publisher.close();
       }
     } finally {
       await node.stop();

@@ -85,6 +85,9 @@ describe('openvidu-browser 1.9.0 in a three-party session', () => {
     assert.equal(info.input.sourceType, 'WebRTC');
     const players = (await get(`/v1/vhosts/default/apps/rooms/streams/${alice.connectionId}_CAMERA/sessions`)).response as string[];
     assert.equal(players.length, 2, 'bob and carol receive alice');
+    // A room's media stays in the room: no WHEP viewer from outside.
+    const whep = await fetch(`${kiln.signalingUrl}/rooms/${alice.connectionId}_CAMERA?direction=whep`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+    assert.equal(whep.status, 403);
   });
 
   test('a signal reaches every participant with its sender', async () => {

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Catalog } from '../../core/catalog.ts';
+import { isObject } from '../../core/json.ts';
 import { errors, isKilnError, KilnError } from '../../core/errors.ts';
 import type { Credentials } from '../credentials.ts';
 import type { PullManager } from '../../ingest/pulls.ts';
@@ -122,7 +123,6 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
   });
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The body of Create Stream (Pull), with OME's 400 texts and what exactly is wrong. */
 function pullBody(body: unknown): { name: string; urls: string[]; properties: Record<string, unknown> } {

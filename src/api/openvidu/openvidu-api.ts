@@ -1,5 +1,6 @@
 /**
- * The OpenVidu 1.x REST dialect (seed 004): `POST /api/sessions` and `POST /api/tokens`. Errors
+ * The OpenVidu 1.x REST dialect (seed 004): `POST /api/sessions` and `POST /api/tokens` (and
+ * OpenVidu 1.8's `GET /api/sessions`, the ids of the open sessions). Errors
  * have the shape OpenVidu Server 1.8 (Spring Boot) gives them: `{timestamp, status, error,
  * message, path}`. Authentication is HTTP Basic `OPENVIDUAPP:<secret>`, the secret being the
  * password of any configured credential (or a configured `user:password` pair as it is).
@@ -7,6 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { errors, isKilnError, KilnError } from '../../core/errors.ts';
+import { isObject } from '../../core/json.ts';
 import { PARTICIPANT_ROLES, type OpenViduProperties, type ParticipantRole } from '../../core/room.ts';
 import type { Credentials } from '../credentials.ts';
 import { MAX_TOKEN_DATA, type Rooms } from '../../rooms/rooms.ts';
@@ -29,7 +31,6 @@ function sendError(reply: FastifyReply, request: FastifyRequest, err: KilnError)
   return reply.code(err.status).send(errorBody(err.status, err.message, request.url.split('?')[0]));
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Checks one enum-valued session property; what the seed marks "not available yet" is named as such. */
 function enumProperty<T extends string>(body: Record<string, unknown>, key: string, allowed: readonly T[], notYet: readonly string[], fallback: T): T {
@@ -47,7 +48,7 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
   scope.addHook('onRequest', async (request: FastifyRequest) => {
     const header = request.headers.authorization;
     if (!header) throw errors.unauthorized('Full authentication is required to access this resource');
-    if (!credentials.basic(header) && !openViduSecret(credentials, header)) throw errors.unauthorized('Bad credentials');
+    if (!credentials.basic(header) && !credentials.basicWithAnyUser(header, OPENVIDU_USER)) throw errors.unauthorized('Bad credentials');
   });
   scope.setErrorHandler(async (err, request, reply) => {
     if (isKilnError(err)) return sendError(reply, request, err);
@@ -69,6 +70,10 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
       done(errors.badRequest(`JSON parse error: ${(err as Error).message}`), undefined);
     }
   });
+
+  // OpenVidu 1.8 lists the ids of its running sessions, those someone joined (not in the seed; its
+  // SessionRestController has it).
+  scope.get('/sessions', async () => [...rooms.openSessions].filter((rs) => rs.status === 'in-progress').map((rs) => rooms.sessionIdOf(rs)));
 
   scope.post('/sessions', async (request) => {
     const body = request.body;
@@ -102,14 +107,4 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
     const token = await rooms.createToken(roomSession, role as ParticipantRole, text);
     return { token: token.token, session, role, data: text, id: token.token };
   });
-}
-
-/** `OPENVIDUAPP:<secret>` where the secret is the password of a configured credential. */
-function openViduSecret(credentials: Credentials, header: string): boolean {
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (!m) return false;
-  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0 || decoded.slice(0, colon) !== OPENVIDU_USER) return false;
-  return credentials.password(decoded.slice(colon + 1)) !== undefined;
 }

@@ -12,8 +12,8 @@ import type { WebSocket, RawData } from 'ws';
 import type { Logger } from 'pino';
 import { isKilnError } from '../../core/errors.ts';
 import { canModerate, canPublish, type LeaveReason, type Participant, type PublishedStream, type RoomSession } from '../../core/room.ts';
-import type { Session } from '../../core/session.ts';
-import type { MediaEngine } from '../../media/engine.ts';
+import type { CloseReason, Session } from '../../core/session.ts';
+import { clientOf, type ClientInfo, type MediaEngine } from '../../media/engine.ts';
 import { sdpCandidates, type CandidateInit } from '../../media/sdp.ts';
 import type { Credentials } from '../../api/credentials.ts';
 import type { Rooms } from '../../rooms/rooms.ts';
@@ -73,6 +73,8 @@ const LEFT_REASON: Record<LeaveReason, string> = {
 const MAX_METADATA = 1000;
 /** Trickled candidates kept per endpoint until its peer connection exists. */
 const MAX_QUEUED_CANDIDATES = 64;
+/** Endpoints with queued candidates per connection. */
+const MAX_QUEUED_ENDPOINTS = 64;
 
 type Params = Record<string, unknown>;
 
@@ -109,7 +111,8 @@ class RoomConnection {
   #participant: Participant | undefined;
   #roomSession: RoomSession | undefined;
   #joining = false;
-  #publishing = false;
+  /** The publishVideo being answered, which an unpublishVideo waits for. */
+  #publishing: Promise<unknown> | undefined;
   #lastHeard = Date.now();
   readonly #watchdog: NodeJS.Timeout;
   readonly #pendingCandidates = new Map<string, CandidateInit[]>();
@@ -257,7 +260,7 @@ class RoomConnection {
       this.#joining = false;
     }
     const { roomSession, participant } = joined;
-    if (this.#ws.readyState !== this.#ws.OPEN) {
+    if (this.#ws.readyState !== this.#ws.OPEN || participant.left) {
       participant.leave('network-lost');
       throw new RpcError(RpcCode.USER_CLOSED, 'The connection closed while joining');
     }
@@ -286,9 +289,12 @@ class RoomConnection {
     on('published', (p: Participant, s: PublishedStream) => {
       if (p !== me) this.#notify('participantPublished', { id: p.id, streams: [streamJson(s)] });
     });
-    on('unpublished', (p: Participant, s: PublishedStream) => {
-      // A participant that leaves is announced by participantLeft alone, as OpenVidu does.
-      if (p !== me && !p.left) this.#notify('participantUnpublished', { name: p.id, streamId: s.id });
+    on('unpublished', (p: Participant, s: PublishedStream, reason: CloseReason) => {
+      // A participant that leaves is announced by participantLeft alone, as OpenVidu does. The owner
+      // of a stream a moderator unpublished is told too, so its client drops the stream.
+      if (p.left) return;
+      if (p !== me) this.#notify('participantUnpublished', { name: p.id, streamId: s.id });
+      else if (reason === 'stream-ended') this.#notify('participantUnpublished', { name: me.id, streamId: s.id, reason: 'forceUnpublishByUser' });
     });
     on('left', (p: Participant, reason: LeaveReason) => {
       if (p === me) return;
@@ -300,9 +306,14 @@ class RoomConnection {
     });
     on('ending', () => this.#notify('roomClosed', { room: this.#options.rooms.sessionIdOf(rs) }));
     me.once('left', (reason) => {
-      if (reason === 'evicted' || reason === 'removed-by-room') this.#notify('participantEvicted', { name: me.id, reason: LEFT_REASON[reason] });
       this.#stopListening();
-      if (reason === 'network-lost') this.#ws.terminate();
+      // A participant the server removes is told so, and its connection closed, as OpenVidu closes
+      // the RPC session of a participant it evicts; one that left by itself closes it itself.
+      if (reason === 'network-lost') return this.#ws.terminate();
+      if (reason === 'evicted' || reason === 'removed-by-room' || reason === 'media-failed') {
+        this.#notify('participantEvicted', { name: me.id, reason: LEFT_REASON[reason] });
+      }
+      if (reason !== 'disconnect') this.#ws.close(1000, LEFT_REASON[reason]);
     });
   }
 
@@ -317,15 +328,8 @@ class RoomConnection {
     return {};
   }
 
-  #client(participant: Participant, roomSession: RoomSession) {
-    return {
-      remoteAddress: this.#request.socket.remoteAddress ?? '',
-      remotePort: this.#request.socket.remotePort ?? 0,
-      userAgent: this.#request.headers['user-agent'],
-      user: participant.id,
-      protocol: 'openvidu' as const,
-      roomSession: roomSession.id,
-    };
+  #client(participant: Participant, roomSession: RoomSession): ClientInfo {
+    return { ...clientOf(this.#request.socket, this.#request.headers['user-agent'], 'openvidu', participant.id), roomSession: roomSession.id };
   }
 
   async #publishVideo(params: Params): Promise<object> {
@@ -342,9 +346,10 @@ class RoomConnection {
     }
     // OpenVidu names a participant's one stream `<connection id>_<CAMERA|SCREEN|MICRO>`.
     const streamId = `${participant.id}_${typeOfVideo === 'SCREEN' ? 'SCREEN' : videoActive ? 'CAMERA' : audioActive ? 'MICRO' : 'CAMERA'}`;
-    this.#publishing = true;
+    const publishing = this.#options.engine.publish(this.#options.app, streamId, sdpOffer, this.#client(participant, roomSession), 'Room');
+    this.#publishing = publishing;
     try {
-      const { session, answer, stream } = await this.#options.engine.publish(this.#options.app, streamId, sdpOffer, this.#client(participant, roomSession), 'Room');
+      const { session, answer, stream } = await publishing;
       if (participant.left) {
         session.close('client-left');
         throw new RpcError(RpcCode.USER_CLOSED, 'The participant left while publishing');
@@ -353,7 +358,7 @@ class RoomConnection {
       this.#afterNegotiation(participant.id, session, answer);
       return { sdpAnswer: answer };
     } finally {
-      this.#publishing = false;
+      this.#publishing = undefined;
     }
   }
 
@@ -369,6 +374,8 @@ class RoomConnection {
 
   async #unpublishVideo(): Promise<object> {
     const { participant } = this.#me('unpublishVideo');
+    // An unpublish sent while its publish is being answered applies to that publish.
+    await this.#publishing?.catch(() => {});
     if (participant.streams.size === 0) throw new RpcError(RpcCode.USER_NOT_STREAMING, 'The participant is not publishing');
     for (const s of [...participant.streams.values()]) s.stream.close('client-left');
     return {};
@@ -388,7 +395,10 @@ class RoomConnection {
     const sender = stringParam(params, 'sender', 'receiveVideoFrom');
     const sdpOffer = stringParam(params, 'sdpOffer', 'receiveVideoFrom');
     const found = this.#findSender(roomSession, sender);
-    if (!found) throw new RpcError(RpcCode.USER_NOT_STREAMING, `Participant stream '${sender}' is not being published in this session`);
+    if (!found) {
+      if (!roomSession.participants.has(sender.split('_')[0])) throw new RpcError(RpcCode.USER_NOT_FOUND, `Participant '${sender.split('_')[0]}' is not in this session`);
+      throw new RpcError(RpcCode.USER_NOT_STREAMING, `Participant stream '${sender}' is not being published in this session`);
+    }
     const [publisher, published] = found;
     participant.subscriptions.get(published.id)?.close('client-left');
     const { session, answer } = await this.#options.engine.play(this.#options.app, published.stream.name, sdpOffer, undefined, this.#client(participant, roomSession));
@@ -430,7 +440,10 @@ class RoomConnection {
     if (session) {
       await this.#options.engine.addCandidate(session, init).catch(() => {});
     } else {
-      // The publish or subscribe this candidate belongs to is still being answered.
+      // The publish or subscribe this candidate belongs to is still being answered: kept for it,
+      // for endpoints that exist (this participant and the others of its session).
+      const known = endpointName === participant.id || this.#roomSession?.participants.has(endpointName);
+      if (!known || (!this.#pendingCandidates.has(endpointName) && this.#pendingCandidates.size >= MAX_QUEUED_ENDPOINTS)) return {};
       const queue = this.#pendingCandidates.get(endpointName) ?? [];
       if (queue.length < MAX_QUEUED_CANDIDATES) queue.push(init);
       this.#pendingCandidates.set(endpointName, queue);
@@ -491,7 +504,8 @@ class RoomConnection {
   #onClose(code: number): void {
     clearInterval(this.#watchdog);
     const participant = this.#participant;
-    if (participant && !participant.left) participant.leave(code === 1000 || code === 1001 ? 'disconnect' : 'network-lost');
+    // 1005: closed with no status code, as kurento-jsonrpc's client closes.
+    if (participant && !participant.left) participant.leave(code === 1000 || code === 1001 || code === 1005 ? 'disconnect' : 'network-lost');
     this.#stopListening();
   }
 }
