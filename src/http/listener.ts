@@ -5,6 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { errors } from '../core/errors.ts';
 
 export interface ListenerOptions {
   /** Used in log lines: `api`, `signaling`. */
@@ -26,6 +27,23 @@ export function createListener(options: ListenerOptions): FastifyInstance {
     // Request-level logs are at info: keep the listener's own logger at warn.
     loggerInstance: options.logger.child({ listener: options.name }, { level: 'warn' }),
   }) as unknown as FastifyInstance;
+}
+
+/**
+ * Reads request bodies of `scope` that no other parser takes as JSON, whatever their Content-Type
+ * (OME's and OpenVidu's clients send JSON with form or text types): an empty body is undefined, and
+ * text that is not JSON is BAD_REQUEST with the message `notJson(reason)`.
+ */
+export function parseAnyTypeAsJson(scope: FastifyInstance, notJson: (reason: string) => string): void {
+  scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(errors.badRequest(notJson((err as Error).message)), undefined);
+    }
+  });
 }
 
 /** The port a listener is bound to (useful after listening on port 0), else `fallback`. */

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Catalog } from '../../core/catalog.ts';
+import { parseAnyTypeAsJson } from '../../http/listener.ts';
 import { isObject } from '../../core/json.ts';
 import { errors, isKilnError, KilnError } from '../../core/errors.ts';
 import type { Credentials } from '../credentials.ts';
@@ -86,15 +87,7 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
   });
   // OME reads a request body as JSON whatever its Content-Type (curl -d sends a form type).
   scope.removeContentTypeParser(['text/plain']);
-  scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
-    const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (err) {
-      done(errors.badRequest(`Invalid request body: not JSON (${(err as Error).message})`), undefined);
-    }
-  });
+  parseAnyTypeAsJson(scope, (reason) => `Invalid request body: not JSON (${reason})`);
 
   // Create Stream (Pull): as OME, the JSON is parsed first, then the vhost and app are found,
   // then the body's shape is checked, then the name, then the source is pulled.

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { errors, isKilnError, KilnError } from '../../core/errors.ts';
 import { isObject } from '../../core/json.ts';
+import { parseAnyTypeAsJson } from '../../http/listener.ts';
 import { PARTICIPANT_ROLES, type OpenViduProperties, type ParticipantRole } from '../../core/room.ts';
 import type { Credentials } from '../credentials.ts';
 import { MAX_TOKEN_DATA, type Rooms } from '../../rooms/rooms.ts';
@@ -61,15 +62,7 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
     reply.code(404).send(errorBody(404, 'No message available', request.url.split('?')[0])));
   // The body is read as JSON whatever its Content-Type, and may be empty where OpenVidu allows it.
   scope.removeAllContentTypeParsers();
-  scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
-    const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (err) {
-      done(errors.badRequest(`JSON parse error: ${(err as Error).message}`), undefined);
-    }
-  });
+  parseAnyTypeAsJson(scope, (reason) => `JSON parse error: ${reason}`);
 
   // OpenVidu 1.8 lists the ids of its running sessions, those someone joined (not in the seed; its
   // SessionRestController has it).
