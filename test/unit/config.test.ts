@@ -36,6 +36,21 @@ test('bad settings are refused with a reason', () => {
   assert.throws(() => loadConfig({ KILN_CONFIG: join(dir, 'bad.jsonc') }), /unknown setting "apii"/);
 });
 
+test('room settings: defaults, and the room WebSocket path is no app name', () => {
+  const c = loadConfig({ KILN_CONFIG: join(import.meta.dirname, '../../kiln.example.jsonc') });
+  assert.deepEqual(c.rooms, { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10000 });
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  assert.throws(() => loadConfig({ KILN_CONFIG: write('a.jsonc', '{"rooms": {"app": "room"}}') }), /rooms\.app cannot be "room"/);
+  assert.throws(() => loadConfig({ KILN_CONFIG: write('b.jsonc', '{"rooms": {"app": ".."}}') }), /rooms\.app/);
+  assert.throws(() => loadConfig({ KILN_CONFIG: write('c.jsonc', '{"rooms": {"pingTimeoutMs": 0}}') }), /rooms\.pingTimeoutMs must be a positive integer/);
+  assert.throws(() => loadConfig({ KILN_CONFIG: write('d.jsonc', '{"vhosts": [{"name": "default", "apps": [{"name": "room"}]}]}') }), /path of the room WebSocket/);
+  assert.equal(loadConfig({ KILN_CONFIG: write('e.jsonc', '{"rooms": {"app": "meet", "emptyTimeoutMs": 100}}') }).rooms.app, 'meet');
+});
+
 test('comments are stripped outside strings only', () => {
   assert.deepEqual(JSON.parse(stripJsonComments('{"u": "http://x/*y*/", // c\n "v": [1,2,],}')), { u: 'http://x/*y*/', v: [1, 2] });
 });
