@@ -37,14 +37,15 @@ async function main(): Promise<number> {
     `  WHIP publish      ${sig}/{app}/{stream}?direction=whip`,
     `  WHEP play         ${sig}/{app}/{stream}?direction=whep`,
     `  OME signaling     ${ws}://${host(config.signaling.host)}:${kiln.signaling!.port}/{app}/{stream}`,
-    `  control API       ${api}/v1/vhosts  (OvenMediaEngine REST v1)`,
+    `  room signaling    ${ws}://${host(config.signaling.host)}:${kiln.signaling!.port}/room  (openvidu-browser 1.x)`,
+    `  control API       ${api}/v1/vhosts  (OvenMediaEngine REST v1), ${api}/api/sessions  (OpenVidu 1.x)`,
     `  health, metrics   ${api}/healthz  ${api}/metrics`,
     `  API credential    ${kiln.accessTokens[0]}  (HTTP Basic user:password; the password is the WHIP Bearer token)`,
     'Press Ctrl-C to stop.',
   ];
-  process.stdout.write(lines.join('\n') + '\n');
-
-  await new Promise<void>((resolve) => {
+  // The handlers go in before the banner: whoever reads it may signal at once, and a signal with
+  // no handler yet would kill the process without a clean stop.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stdout.write(`kiln: ${signal} received, stopping\n`);
       resolve();
@@ -52,6 +53,8 @@ async function main(): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  process.stdout.write(lines.join('\n') + '\n');
+  await stopped;
   await kiln.stop();
   process.stdout.write('kiln: stopped\n');
   return 0;
