@@ -14,6 +14,7 @@ import { registerOpenViduApi } from './openvidu/openvidu-api.ts';
 import type { Rooms } from '../rooms/rooms.ts';
 import { renderMetrics, type Metrics } from './metrics.ts';
 import { omeOpenApi } from './ome/openapi.ts';
+import { openViduOpenApi } from './openvidu/openapi.ts';
 
 export interface ApiServerOptions {
   host: string;
@@ -30,6 +31,18 @@ export interface ApiServerOptions {
   /** Whether `/metrics` asks for API credentials. Default false (Prometheus scrapes it openly). */
   metricsRequireAuth: boolean;
   logger: Logger;
+}
+
+/** The OpenAPI document of every dialect the control API speaks. */
+function controlApiDocument(): object {
+  const ome = omeOpenApi() as { info: object; components: { schemas: object }; paths: object };
+  const openvidu = openViduOpenApi();
+  return {
+    ...ome,
+    info: { title: 'Kiln control API: OvenMediaEngine REST v1 and OpenVidu 1.x dialects', version: '1.0.0' },
+    components: { ...ome.components, schemas: { ...ome.components.schemas, ...openvidu.schemas } },
+    paths: { ...ome.paths, ...openvidu.paths },
+  };
 }
 
 export class ApiServer {
@@ -52,7 +65,7 @@ export class ApiServer {
       }
       return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics));
     });
-    app.get('/openapi.json', async (_req, reply) => reply.send(omeOpenApi()));
+    app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, credentials }), { prefix: '/api' });
     app.setNotFoundHandler(async (request, reply) =>

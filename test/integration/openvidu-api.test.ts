@@ -149,6 +149,15 @@ for (const scheme of ['http', 'https'] as const) {
       for (const [body, message] of cases) assertErrorShape(await post('/api/tokens', body), 400, '/api/tokens', message);
     });
 
+    test('the OpenAPI document describes the OpenVidu endpoints with their answers', async () => {
+      const doc = (await call(`${api}/openapi.json`, 'GET', {})).json;
+      assert.deepEqual(Object.keys(doc.paths['/api/sessions'].post.responses).sort(), ['200', '400', '401']);
+      assert.deepEqual(Object.keys(doc.paths['/api/tokens'].post.responses).sort(), ['200', '400', '401']);
+      assert.deepEqual(doc.paths['/api/tokens'].post.requestBody.content['application/json'].schema.properties.role.enum, ['SUBSCRIBER', 'PUBLISHER', 'MODERATOR']);
+      assert.ok(doc.paths['/v1/vhosts'], 'the OME dialect is there too');
+      assert.ok(doc.components.schemas.OpenViduError && doc.components.schemas.Stream);
+    });
+
     test('missing or wrong credentials are 401 in the same shape; OPENVIDUAPP or a configured pair pass', async () => {
       const none = await call(`${api}/api/sessions`, 'POST', {});
       assertErrorShape(none, 401, '/api/sessions', /Full authentication is required/);
