@@ -103,7 +103,9 @@ async function main(): Promise<void> {
   const seconds = flag('--seconds', 5);
   const maxParticipants = flag('--max-participants', 64);
   await loadFixture();
-  const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn', KILN_ACCESS_TOKEN: 'OPENVIDUAPP:bench' });
+  // KILN_BENCH_PROFILE=dir writes a V8 CPU profile of the server there (node --cpu-prof).
+  const profile = process.env.KILN_BENCH_PROFILE;
+  const kiln = await startKiln({ KILN_LOG_LEVEL: 'warn', KILN_ACCESS_TOKEN: 'OPENVIDUAPP:bench', ...(profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } : {}) });
   kiln.password = 'bench';
   const header = 'K | rooms | participants | server CPU % | CPU µs/fwd pkt | fwd pkt/s | RSS MB | loss % | join p50 ms | join p95 ms | retried subs';
   console.log(header);

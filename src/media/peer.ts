@@ -4,6 +4,7 @@
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { RTCPeerConnection, useAbsSendTime, useSdesMid, type RTCRtpCodecParameters } from 'werift';
+import { useFastRtpHeaderParser } from './rtp-header.ts';
 
 /** ICE settings shared by every peer connection of a node. */
 export interface IceSettings {
@@ -19,6 +20,7 @@ export interface PeerOptions {
 }
 
 export function createPeerConnection(options: PeerOptions): RTCPeerConnection {
+  useFastRtpHeaderParser();
   const additional = [...options.ice.announcedAddresses];
   if (options.ice.includeLoopback && !additional.includes('127.0.0.1')) additional.push('127.0.0.1');
   return new RTCPeerConnection({
