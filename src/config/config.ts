@@ -266,6 +266,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   const config = defaultConfig();
+  let publicUrlInFile = false;
   const path = env.KILN_CONFIG ?? (existsSync('kiln.config.jsonc') ? 'kiln.config.jsonc' : undefined);
   if (path) {
     let parsed: unknown;
@@ -276,6 +277,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
     }
     if (!isObject(parsed)) throw new ConfigError(`${path}: the config file must hold a JSON object`);
     applyFile(config, parsed, path);
+    publicUrlInFile = parsed.publicUrl !== undefined && parsed.publicUrl !== null;
   }
   if (env.KILN_API_PORT) config.api.port = port(env.KILN_API_PORT, 'KILN_API_PORT');
   if (env.KILN_API_HOST) config.api.host = env.KILN_API_HOST;
@@ -288,6 +290,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   if (env.KILN_DATA_DIR) config.dataDir = env.KILN_DATA_DIR;
   if (env.KILN_DATABASE_URL) config.databaseUrl = env.KILN_DATABASE_URL;
   if (env.KILN_PUBLIC_URL) config.publicUrl = env.KILN_PUBLIC_URL;
+  else if (!publicUrlInFile && config.signaling.port > 0) {
+    // Unset: this node's own signaling listener as seen from this machine (the SPEC default,
+    // http://localhost:3333, with the default port).
+    config.publicUrl = `${config.tls || env.KILN_TLS_CERT ? 'https' : 'http'}://localhost:${config.signaling.port}`;
+  }
   if (env.KILN_NODE_ID) config.nodeId = env.KILN_NODE_ID;
   if (env.KILN_CORS_ORIGINS) config.corsOrigins = commaList(env.KILN_CORS_ORIGINS);
   if (env.KILN_METRICS_AUTH) config.metricsRequireAuth = env.KILN_METRICS_AUTH === 'true' || env.KILN_METRICS_AUTH === '1';

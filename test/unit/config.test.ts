@@ -36,6 +36,15 @@ test('bad settings are refused with a reason', () => {
   assert.throws(() => loadConfig({ KILN_CONFIG: join(dir, 'bad.jsonc') }), /unknown setting "apii"/);
 });
 
+test('the public URL follows the signaling port and TLS unless it is set', () => {
+  assert.equal(loadConfig({ KILN_SIGNALING_PORT: '13333' }).publicUrl, 'http://localhost:13333');
+  assert.equal(loadConfig({ KILN_SIGNALING_PORT: '13333', KILN_TLS_CERT: '/c.pem', KILN_TLS_KEY: '/k.pem' }).publicUrl, 'https://localhost:13333');
+  assert.equal(loadConfig({ KILN_SIGNALING_PORT: '13333', KILN_PUBLIC_URL: 'https://media.example.com' }).publicUrl, 'https://media.example.com');
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  writeFileSync(join(dir, 'p.jsonc'), '{"publicUrl": "https://rooms.example.com:8443"}');
+  assert.equal(loadConfig({ KILN_CONFIG: join(dir, 'p.jsonc'), KILN_SIGNALING_PORT: '13333' }).publicUrl, 'https://rooms.example.com:8443');
+});
+
 test('room settings: defaults, and the room WebSocket path is no app name', () => {
   const c = loadConfig({ KILN_CONFIG: join(import.meta.dirname, '../../kiln.example.jsonc') });
   assert.deepEqual(c.rooms, { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10000 });
