@@ -74,6 +74,21 @@ export function randomAlnum(n: number): string {
   return out;
 }
 
+/** `n` random lowercase alphanumerics that `taken` does not hold yet. */
+export function uniqueAlnum(n: number, taken: { has: (v: string) => boolean }): string {
+  let value = randomAlnum(n);
+  while (taken.has(value)) value = randomAlnum(n);
+  return value;
+}
+
+/**
+ * The connection id a stream id starts with: OpenVidu names a participant's stream
+ * `<connection id>_<CAMERA|SCREEN|MICRO>`, and clients name senders either way.
+ */
+export function connectionIdOf(streamId: string): string {
+  return streamId.split('_')[0];
+}
+
 /** A published stream of a participant, as OpenVidu announces it. */
 export interface PublishedStream {
   /** The OpenVidu stream id, also the stream's name in the rooms application. */

@@ -3,7 +3,6 @@
  * room's settings enforced, and the history written to the store. Protocols (the OpenVidu room
  * signaling) and dialects (OpenVidu REST, later SignalWire) call it; it does no media itself.
  */
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Catalog } from '../core/catalog.ts';
 import { errors, KilnError } from '../core/errors.ts';
@@ -11,7 +10,7 @@ import {
   Participant,
   RoomSession,
   defaultRoomSettings,
-  randomAlnum,
+  uniqueAlnum,
   type LeaveReason,
   type OpenViduProperties,
   type ParticipantRole,
@@ -50,11 +49,6 @@ export interface JoinClient {
   userAgent?: string;
 }
 
-export interface RoomsEvents {
-  /** A room session was created (OpenVidu) or started. */
-  roomSession: [roomSession: RoomSession];
-}
-
 /** Longest token data (seed 004: "Maximum 1000 chars"). */
 export const MAX_TOKEN_DATA = 1000;
 
@@ -84,7 +78,7 @@ function settingsOf(json: Record<string, unknown>): RoomSettings {
   };
 }
 
-export class Rooms extends EventEmitter<RoomsEvents> {
+export class Rooms {
   readonly #options: RoomsOptions;
   readonly #store: Store;
   readonly #emptyTimeoutMs: number;
@@ -97,7 +91,6 @@ export class Rooms extends EventEmitter<RoomsEvents> {
   #closed = false;
 
   constructor(options: RoomsOptions) {
-    super();
     this.#options = options;
     this.#store = options.store;
     this.#emptyTimeoutMs = options.emptyTimeoutMs ?? 5000;
@@ -153,21 +146,13 @@ export class Rooms extends EventEmitter<RoomsEvents> {
     return this.#open.get(sessionName(sessionId));
   }
 
-  /** A room session by its UUID, when open. */
-  byId(id: string): RoomSession | undefined {
-    for (const rs of this.#open.values()) if (rs.id === id) return rs;
-    return undefined;
-  }
-
   /** OpenVidu `POST /api/sessions`: a room session in an auto-created room. */
   async createOpenViduSession(openvidu: OpenViduProperties): Promise<RoomSession> {
     this.#checkOpen();
-    let name = randomAlnum(16);
-    while (this.#open.has(name)) name = randomAlnum(16);
+    const name = uniqueAlnum(16, this.#open);
     const rs = new RoomSession({ roomId: null, name, settings: defaultRoomSettings(), openvidu });
     this.#adopt(rs);
     await this.#write(() => this.#store.putRoomSession(this.#record(rs)));
-    this.emit('roomSession', rs);
     return rs;
   }
 
@@ -186,8 +171,7 @@ export class Rooms extends EventEmitter<RoomsEvents> {
     this.#checkOpen();
     if (roomSession.ended) throw errors.badRequest('The session has ended');
     if (data.length > MAX_TOKEN_DATA) throw errors.badRequest(`"data" is longer than ${MAX_TOKEN_DATA} characters`);
-    let value = randomAlnum(16);
-    while (this.#tokens.has(value)) value = randomAlnum(16);
+    const value = uniqueAlnum(16, this.#tokens);
     const token: RoomToken = { token: value, roomSession, role, data, createdAt: new Date(), usedAt: undefined };
     this.#tokens.set(value, token);
     await this.#write(() => this.#store.putRoomToken(this.#tokenRecord(token)));
@@ -218,9 +202,9 @@ export class Rooms extends EventEmitter<RoomsEvents> {
     const refusal = roomSession.refusal(now);
     if (refusal) throw errors.forbidden(refusal);
     token.usedAt = now;
-    let id = randomAlnum(16);
-    while (roomSession.participants.has(id)) id = randomAlnum(16);
+    const id = uniqueAlnum(16, roomSession.participants);
     const session = new Session({
+      ...client,
       kind: 'participant',
       protocol: 'openvidu',
       vhost: this.#options.vhost,
@@ -228,7 +212,6 @@ export class Rooms extends EventEmitter<RoomsEvents> {
       stream: '',
       user: id,
       roomSession: roomSession.id,
-      ...client,
     });
     const participant = new Participant({ id, session, role: token.role, serverData: token.data, clientData, token: token.token });
     // A kick of the participant's session (an API DELETE) evicts it.
@@ -245,7 +228,6 @@ export class Rooms extends EventEmitter<RoomsEvents> {
       if (!wasStarted) await this.#store.putRoomSession(this.#record(roomSession));
       await this.#store.putRoomMember(this.#memberRecord(roomSession, participant));
     });
-    if (!wasStarted) this.emit('roomSession', roomSession);
     // Removed while its join was written (the room ended, a removal fell due): no member to answer for.
     if (participant.left) throw new KilnError('NOT_FOUND', `The participant left the session while joining (${participant.leaveReason})`);
     return { roomSession, participant };

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { freePort, startKiln, startKilnInProcess } from '../helpers/kiln-process.ts';
 import { RoomRpc } from '../helpers/room-rpc.ts';
+import type { KilnConfig } from '../../src/config/config.ts';
 import { connected, gathered, loopbackPeer } from '../helpers/werift-peer.ts';
 import { prepareLocal } from '../../src/media/peer.ts';
 
@@ -120,87 +121,81 @@ describe('room sessions survive restarts as history', () => {
   });
 });
 
+/**
+ * An in-process node (`configure`d, credential OPENVIDUAPP:pw) with one session and two joined
+ * participants; `pinging` of them ping every 400 ms, as openvidu-browser does every 3 s.
+ */
+async function twoInRoom(configure: (c: KilnConfig) => void, pinging: (0 | 1)[]) {
+  const node = await startKilnInProcess((c) => {
+    configure(c);
+    c.accessTokens = ['OPENVIDUAPP:pw'];
+  });
+  const api = `http://127.0.0.1:${node.kiln.api!.port}`;
+  const ws = node.signalingUrl.replace('http:', 'ws:');
+  const { id } = await openvidu(api, 'pw', '/api/sessions');
+  const clients = [await RoomRpc.connect(`${ws}/room`), await RoomRpc.connect(`${ws}/room`)];
+  const pings = setInterval(() => {
+    for (const i of pinging) void clients[i].call('ping').catch(() => {});
+  }, 400);
+  const ids: string[] = [];
+  for (const rpc of clients) {
+    const { token } = await openvidu(api, 'pw', '/api/tokens', { session: id, role: 'PUBLISHER' });
+    ids.push((await rpc.call('joinRoom', { session: id, token, metadata: '' })).id);
+  }
+  return {
+    node,
+    clients,
+    ids,
+    stop: async () => {
+      clearInterval(pings);
+      for (const c of clients) c.close();
+      await node.stop();
+    },
+  };
+}
+
 describe('a participant whose room WebSocket goes silent', () => {
   test('is removed after the ping timeout; the others get participantLeft with the reason', async () => {
-    const node = await startKilnInProcess((c) => {
-      c.rooms.pingTimeoutMs = 1500;
-      c.accessTokens = ['OPENVIDUAPP:pw'];
-    });
+    const { node, clients: [alive, silent], ids: [, silentId], stop } = await twoInRoom((c) => (c.rooms.pingTimeoutMs = 1500), [0]);
     try {
-      const api = `http://127.0.0.1:${node.kiln.api!.port}`;
-      const ws = node.signalingUrl.replace('http:', 'ws:');
-      const { id } = await openvidu(api, 'pw', '/api/sessions');
-      const [alive, silent] = [await RoomRpc.connect(`${ws}/room`), await RoomRpc.connect(`${ws}/room`)];
-      const pings = setInterval(() => void alive.call('ping').catch(() => {}), 400);
-      try {
-        for (const rpc of [alive, silent]) {
-          const { token } = await openvidu(api, 'pw', '/api/tokens', { session: id, role: 'PUBLISHER' });
-          await rpc.call('joinRoom', { session: id, token, metadata: '' });
-        }
-        const silentId = (silent.messages.find((m) => m.result?.value) as { result: { id: string } }).result.id;
-        const started = Date.now();
-        const left = await alive.notification('participantLeft', (p) => p.name === silentId, 5000);
-        assert.equal(left.params.reason, 'networkDisconnect');
-        assert.ok(Date.now() - started >= 1000, 'not before the timeout');
-        await silent.closed();
-        assert.equal([...node.kiln.catalog.sessions.values()].filter((s) => s.kind === 'participant').length, 1);
-      } finally {
-        clearInterval(pings);
-        alive.close();
-      }
+      const started = Date.now();
+      const left = await alive.notification('participantLeft', (p) => p.name === silentId, 5000);
+      assert.equal(left.params.reason, 'networkDisconnect');
+      assert.ok(Date.now() - started >= 1000, 'not before the timeout');
+      await silent.closed();
+      assert.equal([...node.kiln.catalog.sessions.values()].filter((s) => s.kind === 'participant').length, 1);
     } finally {
-      await node.stop();
+      await stop();
     }
   });
 });
 
 describe('a participant whose media connection dies', () => {
   test('is removed when its published media stops, though its WebSocket still pings', async () => {
-    const node = await startKilnInProcess((c) => {
-      c.limits.publisherTimeoutMs = 1500;
-      c.accessTokens = ['OPENVIDUAPP:pw'];
-    });
+    const { node, clients: [watcher, publisher], ids, stop } = await twoInRoom((c) => (c.limits.publisherTimeoutMs = 1500), [0, 1]);
     try {
-      const api = `http://127.0.0.1:${node.kiln.api!.port}`;
-      const ws = node.signalingUrl.replace('http:', 'ws:');
-      const { id } = await openvidu(api, 'pw', '/api/sessions');
-      const [watcher, publisher] = [await RoomRpc.connect(`${ws}/room`), await RoomRpc.connect(`${ws}/room`)];
-      const pings = setInterval(() => {
-        for (const rpc of [watcher, publisher]) void rpc.call('ping').catch(() => {});
-      }, 400);
-      try {
-        const ids: string[] = [];
-        for (const rpc of [watcher, publisher]) {
-          const { token } = await openvidu(api, 'pw', '/api/tokens', { session: id, role: 'PUBLISHER' });
-          ids.push((await rpc.call('joinRoom', { session: id, token, metadata: '' })).id);
-        }
-        const pc = loopbackPeer();
-        const transceiver = pc.addTransceiver('video', { direction: 'sendonly' });
-        prepareLocal(pc, false);
-        await pc.setLocalDescription(await pc.createOffer());
-        await gathered(pc);
-        const { sdpAnswer } = await publisher.call('publishVideo', { sdpOffer: pc.localDescription!.sdp, audioActive: false, videoActive: true });
-        await pc.setRemoteDescription({ type: 'answer', sdp: sdpAnswer });
-        await connected(pc);
-        await watcher.notification('participantPublished', (p) => p.id === ids[1]);
-        // Media flows for a moment, then the peer connection goes away without a word.
-        const rtp = Buffer.from([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7, 0x10, 0, 0, 0]);
-        for (let i = 0; i < 10; i++) {
-          rtp.writeUInt16BE(i, 2);
-          void transceiver.sender.sendRtp(rtp).catch(() => {});
-          await new Promise((r) => setTimeout(r, 30));
-        }
-        await pc.close();
-        const left = await watcher.notification('participantLeft', (p) => p.name === ids[1], 8000);
-        assert.equal(left.params.reason, 'networkDisconnect');
-        assert.equal(node.kiln.rooms!.participant(ids[1]), undefined);
-      } finally {
-        clearInterval(pings);
-        watcher.close();
-        publisher.close();
+      const pc = loopbackPeer();
+      const transceiver = pc.addTransceiver('video', { direction: 'sendonly' });
+      prepareLocal(pc, false);
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      const { sdpAnswer } = await publisher.call('publishVideo', { sdpOffer: pc.localDescription!.sdp, audioActive: false, videoActive: true });
+      await pc.setRemoteDescription({ type: 'answer', sdp: sdpAnswer });
+      await connected(pc);
+      await watcher.notification('participantPublished', (p) => p.id === ids[1]);
+      // Media flows for a moment, then the peer connection goes away without a word.
+      const rtp = Buffer.from([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7, 0x10, 0, 0, 0]);
+      for (let i = 0; i < 10; i++) {
+        rtp.writeUInt16BE(i, 2);
+        void transceiver.sender.sendRtp(rtp).catch(() => {});
+        await new Promise((r) => setTimeout(r, 30));
       }
+      await pc.close();
+      const left = await watcher.notification('participantLeft', (p) => p.name === ids[1], 8000);
+      assert.equal(left.params.reason, 'networkDisconnect');
+      assert.equal(node.kiln.rooms!.participant(ids[1]), undefined);
     } finally {
-      await node.stop();
+      await stop();
     }
   });
 });

@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket, RawData } from 'ws';
 import type { Logger } from 'pino';
 import { isKilnError } from '../../core/errors.ts';
-import { canModerate, canPublish, type LeaveReason, type Participant, type PublishedStream, type RoomSession } from '../../core/room.ts';
+import { canModerate, canPublish, connectionIdOf, type LeaveReason, type Participant, type PublishedStream, type RoomSession } from '../../core/room.ts';
 import type { CloseReason, Session } from '../../core/session.ts';
 import { clientOf, type ClientInfo, type MediaEngine } from '../../media/engine.ts';
 import { sdpCandidates, type CandidateInit } from '../../media/sdp.ts';
@@ -248,11 +248,7 @@ class RoomConnection {
     this.#joining = true;
     let joined: { roomSession: RoomSession; participant: Participant };
     try {
-      joined = await this.#options.rooms.join(sessionId, token, metadata, {
-        remoteAddress: this.#request.socket.remoteAddress ?? '',
-        remotePort: this.#request.socket.remotePort ?? 0,
-        userAgent: this.#request.headers['user-agent'],
-      }, insecure);
+      joined = await this.#options.rooms.join(sessionId, token, metadata, clientOf(this.#request.socket, this.#request.headers['user-agent'], 'openvidu'), insecure);
     } catch (err) {
       if (isKilnError(err)) throw new RpcError(RpcCode.USER_UNAUTHORIZED, `Unable to join room. ${err.message}`);
       throw err;
@@ -385,7 +381,7 @@ class RoomConnection {
   #findSender(roomSession: RoomSession, sender: string): [Participant, PublishedStream] | undefined {
     const exact = roomSession.findStream(sender);
     if (exact) return exact;
-    const publisher = roomSession.participants.get(sender.split('_')[0]);
+    const publisher = roomSession.participants.get(connectionIdOf(sender));
     const first = publisher?.streams.values().next().value;
     return publisher && first ? [publisher, first] : undefined;
   }
@@ -396,7 +392,7 @@ class RoomConnection {
     const sdpOffer = stringParam(params, 'sdpOffer', 'receiveVideoFrom');
     const found = this.#findSender(roomSession, sender);
     if (!found) {
-      if (!roomSession.participants.has(sender.split('_')[0])) throw new RpcError(RpcCode.USER_NOT_FOUND, `Participant '${sender.split('_')[0]}' is not in this session`);
+      if (!roomSession.participants.has(connectionIdOf(sender))) throw new RpcError(RpcCode.USER_NOT_FOUND, `Participant '${connectionIdOf(sender)}' is not in this session`);
       throw new RpcError(RpcCode.USER_NOT_STREAMING, `Participant stream '${sender}' is not being published in this session`);
     }
     const [publisher, published] = found;
@@ -414,7 +410,7 @@ class RoomConnection {
   async #unsubscribeFromVideo(params: Params): Promise<object> {
     const { participant } = this.#me('unsubscribeFromVideo');
     const sender = stringParam(params, 'sender', 'unsubscribeFromVideo');
-    const entry = [...participant.subscriptions].find(([streamId]) => streamId === sender || streamId.split('_')[0] === sender.split('_')[0]);
+    const entry = [...participant.subscriptions].find(([streamId]) => streamId === sender || connectionIdOf(streamId) === connectionIdOf(sender));
     if (!entry) throw new RpcError(RpcCode.USER_NOT_STREAMING, `Not subscribed to '${sender}'`);
     entry[1].close('client-left');
     return {};
@@ -435,7 +431,7 @@ class RoomConnection {
     if (endpointName === participant.id) {
       session = participant.streams.values().next().value?.stream.source;
     } else {
-      for (const [streamId, sub] of participant.subscriptions) if (streamId.split('_')[0] === endpointName) session = sub;
+      for (const [streamId, sub] of participant.subscriptions) if (connectionIdOf(streamId) === endpointName) session = sub;
     }
     if (session) {
       await this.#options.engine.addCandidate(session, init).catch(() => {});
