@@ -36,6 +36,7 @@ export class Kiln {
   accessTokens: string[] = [];
   #stopping: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  #sampler: NodeJS.Timeout | undefined;
 
   constructor(config: KilnConfig, logger?: Logger) {
     this.config = config;
@@ -86,6 +87,8 @@ export class Kiln {
     await this.rooms.restore(await this.#lastAlive(this.store));
     this.#heartbeat = setInterval(() => void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {}), HEARTBEAT_MS);
     this.#heartbeat.unref();
+    this.#sampler = setInterval(() => this.catalog.sampleActivity(Date.now()), 1000);
+    this.#sampler.unref();
     this.signaling = new SignalingServer({
       host: config.signaling.host,
       port: config.signaling.port,
@@ -146,6 +149,7 @@ export class Kiln {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       clearInterval(this.#heartbeat);
+      clearInterval(this.#sampler);
       this.pulls?.close();
       await this.rooms?.close();
       this.catalog.closeAll('server-stopping');

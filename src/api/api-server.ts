@@ -11,10 +11,12 @@ import type { Credentials } from './credentials.ts';
 import type { PullManager } from '../ingest/pulls.ts';
 import { registerOmeApi } from './ome/ome-api.ts';
 import { registerOpenViduApi } from './openvidu/openvidu-api.ts';
+import { registerMaxScaleApi } from './maxscale/maxscale-api.ts';
 import type { Rooms } from '../rooms/rooms.ts';
 import { renderMetrics, type Metrics } from './metrics.ts';
 import { omeOpenApi } from './ome/openapi.ts';
 import { openViduOpenApi } from './openvidu/openapi.ts';
+import { maxScaleOpenApi } from './maxscale/openapi.ts';
 
 export interface ApiServerOptions {
   host: string;
@@ -37,11 +39,12 @@ export interface ApiServerOptions {
 function controlApiDocument(): object {
   const ome = omeOpenApi() as { info: object; components: { schemas: object }; paths: object };
   const openvidu = openViduOpenApi();
+  const maxscale = maxScaleOpenApi();
   return {
     ...ome,
-    info: { title: 'Kiln control API: OvenMediaEngine REST v1 and OpenVidu 1.x dialects', version: '1.0.0' },
-    components: { ...ome.components, schemas: { ...ome.components.schemas, ...openvidu.schemas } },
-    paths: { ...ome.paths, ...openvidu.paths },
+    info: { title: 'Kiln control API: OvenMediaEngine REST v1, MaxScale REST and OpenVidu 1.x dialects', version: '1.0.0' },
+    components: { ...ome.components, schemas: { ...ome.components.schemas, ...maxscale.schemas, ...openvidu.schemas } },
+    paths: { ...ome.paths, ...maxscale.paths, ...openvidu.paths },
   };
 }
 
@@ -67,6 +70,7 @@ export class ApiServer {
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls }), { prefix: '/v1' });
+    app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, credentials }), { prefix: '/api' });
     app.setNotFoundHandler(async (request, reply) =>
       reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));

@@ -133,6 +133,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     return stream;
   }
 
+  /** Takes every session's activity sample (io_activity, idle); call once a second. */
+  sampleActivity(now: number): void {
+    for (const session of this.sessions.values()) session.sampleActivity(now);
+  }
+
   /** Closes every stream and session (on shutdown). */
   closeAll(reason: CloseReason): void {
     for (const vhost of this.vhosts.values()) {

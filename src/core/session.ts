@@ -47,6 +47,9 @@ export interface SessionOptions {
   roomSession?: string;
 }
 
+/** Seconds of history kept for `ioActivity` (MaxScale's io_activity window), sampled once a second. */
+const ACTIVITY_WINDOW_S = 30;
+
 export interface SessionEvents {
   close: [reason: CloseReason];
   active: [];
@@ -69,6 +72,11 @@ export class Session extends EventEmitter<SessionEvents> {
   state: SessionState = 'connecting';
   closeReason: CloseReason | undefined;
   #teardown: ((reason: CloseReason) => void) | undefined;
+  #memoryProbe: (() => number) | undefined;
+  /** Packets in + out at each of the last samples, a ring (`sampleActivity`). */
+  readonly #samples = new Float64Array(ACTIVITY_WINDOW_S + 1);
+  #sampleSlot = 0;
+  #sampledTotal = 0;
 
   constructor(options: SessionOptions) {
     super();
@@ -92,6 +100,47 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Sets what `close` does to the underlying connection (the protocol's job). */
   setTeardown(teardown: (reason: CloseReason) => void): void {
     this.#teardown = teardown;
+  }
+
+  /** Sets how many bytes of buffers the session holds (for the session APIs; called on demand). */
+  setMemoryProbe(probe: () => number): void {
+    this.#memoryProbe = probe;
+  }
+
+  /** Bytes of packet buffers this session holds that Kiln accounts for (0 when none). */
+  memoryUsage(): number {
+    try {
+      return this.#memoryProbe?.() ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Takes one activity sample; call once a second. Packets that moved since the last sample mark
+   * the session active now, for paths that do not stamp `lastActivity` per packet (players).
+   */
+  sampleActivity(now: number): void {
+    const c = this.counters;
+    const total = c.packetsIn + c.packetsOut;
+    if (total !== this.#sampledTotal) {
+      this.#sampledTotal = total;
+      if (c.lastActivity < now) c.lastActivity = now;
+    }
+    this.#sampleSlot = (this.#sampleSlot + 1) % this.#samples.length;
+    this.#samples[this.#sampleSlot] = total;
+  }
+
+  /** Packets in either direction during the last 30 s (since the start when younger). */
+  get ioActivity(): number {
+    const c = this.counters;
+    const oldest = this.#samples[(this.#sampleSlot + 1) % this.#samples.length];
+    return c.packetsIn + c.packetsOut - oldest;
+  }
+
+  /** Seconds since the last packet in either direction. */
+  idleSeconds(now: number): number {
+    return Math.max(0, now - this.counters.lastActivity) / 1000;
   }
 
   /** Marks the session as carrying media. */

@@ -51,3 +51,16 @@ export function boundPort(app: FastifyInstance, fallback: number): number {
   const address = app.server.address();
   return typeof address === 'object' && address ? address.port : fallback;
 }
+
+/**
+ * The absolute base URL (`scheme://host[:port]`) of the listener as the client reached it (SPEC.md
+ * §2: links follow the request's `Host`). A Host header that is not a plain host[:port] falls back
+ * to the socket's own address, so a forged header cannot steer links elsewhere than a host name.
+ */
+export function requestBaseUrl(request: { protocol: string; headers: { host?: string }; socket: { localAddress?: string; localPort?: number } }): string {
+  const host = request.headers.host;
+  if (host && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)) return `${request.protocol}://${host}`;
+  const address = request.socket.localAddress ?? '127.0.0.1';
+  const shown = address.includes(':') ? `[${address}]` : address;
+  return `${request.protocol}://${shown}:${request.socket.localPort ?? 80}`;
+}

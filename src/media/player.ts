@@ -47,6 +47,7 @@ export class WebRtcPlayer {
       transceiver.sender.onPictureLossIndication.subscribe(() => this.#forwarder.requestKeyFrame());
       this.#outputs.push({ track, output });
     }
+    this.session.setMemoryProbe(() => this.#outputs.reduce((sum, o) => sum + o.output.heldBytes(), 0));
     watchPeer(this.pc, () => {
       this.session.activate();
       // Viewers send receiver reports about once a second: their silence means they are gone.

@@ -266,6 +266,13 @@ export class RtpOutput implements TrackOutput {
     }
   }
 
+  /** Bytes of the packets kept for retransmission (references to the source's packets). */
+  heldBytes(): number {
+    let bytes = 0;
+    for (const rtp of this.#history) if (rtp) bytes += rtp.payload.length + 12;
+    return bytes;
+  }
+
   close(): void {
     this.closed = true;
     this.#history.fill(undefined);

@@ -133,7 +133,15 @@ class RoomConnection {
   }
 
   #send(message: object): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(JSON.stringify({ ...message, jsonrpc: '2.0' }));
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    const text = JSON.stringify({ ...message, jsonrpc: '2.0' });
+    this.#ws.send(text);
+    // A participant's own traffic is its signaling (its media is counted by its stream sessions).
+    const c = this.#participant?.session.counters;
+    if (c) {
+      c.packetsOut++;
+      c.bytesOut += Buffer.byteLength(text);
+    }
   }
 
   #notify(method: string, params: object): void {
@@ -153,6 +161,12 @@ class RoomConnection {
 
   #onMessage(data: RawData, isBinary: boolean): void {
     this.#lastHeard = Date.now();
+    const c = this.#participant?.session.counters;
+    if (c) {
+      c.packetsIn++;
+      c.bytesIn += Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+      c.lastActivity = this.#lastHeard;
+    }
     let message: unknown;
     try {
       if (isBinary) throw new Error('binary frames are not JSON-RPC');

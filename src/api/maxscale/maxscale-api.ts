@@ -1,0 +1,183 @@
+/**
+ * The MariaDB MaxScale REST dialect (seed 002): every session of the server as JSON:API documents
+ * under `/v1/sessions`, and the services they belong to under `/v1/services`, so that MaxScale's
+ * `maxctrl` (`list sessions`, `show session`, `destroy session`) and JSON:API clients work.
+ * Every request takes `pretty`; collections take `fields[TYPE]`, `filter`, `filter[PATH]` and
+ * `page[size]`/`page[number]`; sessions take `rdns`. Errors are `{"errors": [{"detail": "…"}]}`.
+ */
+import { promises as dns } from 'node:dns';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Catalog } from '../../core/catalog.ts';
+import { isKilnError } from '../../core/errors.ts';
+import { requestBaseUrl } from '../../http/listener.ts';
+import type { Credentials } from '../credentials.ts';
+import { applyFields, FilterError, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
+import type { Session } from '../../core/session.ts';
+import { serviceResource, ServiceDirectory, sessionResource, type RoomDirectory } from './resources.ts';
+
+export interface MaxScaleApiOptions {
+  catalog: Catalog;
+  credentials: Credentials;
+  rooms: RoomDirectory;
+}
+
+/** How long a reverse DNS answer (or its failure) is kept, and how long one may take. */
+const RDNS_CACHE_MS = 60_000;
+const RDNS_TIMEOUT_MS = 1_000;
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, detail: string) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+/** The query string, one value per name (the last one wins). */
+function queryOf(request: FastifyRequest): QueryParams {
+  const out: QueryParams = {};
+  for (const [key, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
+    const v = Array.isArray(value) ? value[value.length - 1] : value;
+    if (typeof v === 'string') out[key] = v;
+  }
+  return out;
+}
+
+/** Sends JSON, pretty-printed (4 spaces, as MaxScale) when `pretty` is true. */
+function sendJson(request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  const pretty = parseBoolean(queryOf(request).pretty) === true;
+  return reply.code(status).type('application/json').send(JSON.stringify(body, null, pretty ? 4 : undefined));
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, status: number, detail: string): FastifyReply {
+  return sendJson(request, reply, status, { errors: [{ detail }] });
+}
+
+/** Reverse DNS with a time limit and a small cache; the address itself when there is no name. */
+class ReverseDns {
+  readonly #cache = new Map<string, { name: string; at: number }>();
+
+  async lookup(address: string): Promise<string> {
+    const now = Date.now();
+    const hit = this.#cache.get(address);
+    if (hit && now - hit.at < RDNS_CACHE_MS) return hit.name;
+    let timer: NodeJS.Timeout | undefined;
+    const name = await Promise.race([
+      dns.reverse(address).then((names) => names[0] ?? address, () => address),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve(address), RDNS_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (this.#cache.size > 4096) this.#cache.clear();
+    this.#cache.set(address, { name, at: now });
+    return name;
+  }
+}
+
+export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxScaleApiOptions): Promise<void> {
+  const { catalog, credentials } = options;
+  const services = new ServiceDirectory(catalog, options.rooms);
+  const rdns = new ReverseDns();
+
+  scope.addHook('onRequest', async (request, reply) => {
+    if (credentials.basic(request.headers.authorization)) return;
+    reply.header('WWW-Authenticate', 'Basic realm="maxscale"');
+    return sendError(request, reply, 401, 'Access denied');
+  });
+
+  scope.setErrorHandler(async (err, request, reply) => {
+    if (err instanceof HttpError) return sendError(request, reply, err.status, err.message);
+    if (err instanceof FilterError) return sendError(request, reply, 400, err.message);
+    if (isKilnError(err)) return sendError(request, reply, err.status, err.message);
+    const e = err as { statusCode?: number; message?: string };
+    const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+    if (status === 500) request.log.error({ err }, 'MaxScale API request failed');
+    return sendError(request, reply, status, status === 500 ? 'Internal Server Error' : e.message ?? 'Bad Request');
+  });
+
+  /** The sessions of `list` as resources, names resolved when `rdns` is on. */
+  const sessionResources = async (request: FastifyRequest, list: Iterable<Session>): Promise<JsonObject[]> => {
+    const base = requestBaseUrl(request);
+    const resolve = parseBoolean(queryOf(request).rdns) === true;
+    const now = Date.now();
+    const out: JsonObject[] = [];
+    for (const session of list) {
+      const remote = resolve && session.remoteAddress ? await rdns.lookup(session.remoteAddress) : undefined;
+      out.push(sessionResource(session, services.serviceIdOf(session), base, now, remote));
+    }
+    return out;
+  };
+
+  const findSession = (id: string) => {
+    const session = catalog.sessions.get(id);
+    if (!session) throw new HttpError(404, `Session '${id}' not found`);
+    return session;
+  };
+
+  const collection = (request: FastifyRequest, reply: FastifyReply, type: string, self: string, data: JsonObject[]) => {
+    const doc = { links: { self }, data };
+    shapeCollection(doc, type, queryOf(request));
+    return sendJson(request, reply, 200, doc);
+  };
+
+  const single = (request: FastifyRequest, reply: FastifyReply, type: string, resource: JsonObject) => {
+    applyFields([resource], type, queryOf(request));
+    return sendJson(request, reply, 200, { links: { self: (resource.links as { self: string }).self }, data: resource });
+  };
+
+  // Collections answer with and without the trailing slash (their `self` links carry it).
+  for (const url of ['/sessions', '/sessions/']) {
+    scope.get(url, async (request, reply) =>
+      collection(request, reply, 'sessions', `${requestBaseUrl(request)}/v1/sessions/`, await sessionResources(request, catalog.sessions.values())));
+  }
+
+  scope.get<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
+    const [resource] = await sessionResources(request, [findSession(request.params.id)]);
+    return single(request, reply, 'sessions', resource);
+  });
+
+  // Kill a session: now, or after `ttl` seconds (MaxScale's grace period); 204 either way.
+  scope.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
+    const session = findSession(request.params.id);
+    const ttl = Number.parseInt(queryOf(request).ttl ?? '', 10);
+    if (ttl > 0) {
+      const timer = setTimeout(() => session.close('kicked'), Math.min(ttl, 86_400) * 1000);
+      timer.unref();
+      session.once('close', () => clearTimeout(timer));
+    } else {
+      session.close('kicked');
+    }
+    return reply.code(204).send();
+  });
+
+  for (const url of ['/services', '/services/']) {
+    scope.get(url, async (request, reply) => {
+      const base = requestBaseUrl(request);
+      const data = services.list().map((s) => serviceResource(s, services.totalOf(s), base));
+      return collection(request, reply, 'services', `${base}/v1/services/`, data);
+    });
+  }
+
+  const oneService = (request: FastifyRequest, reply: FastifyReply, id: string) => {
+    const service = services.find(id);
+    if (!service) throw new HttpError(404, `Service '${id}' not found`);
+    return single(request, reply, 'services', serviceResource(service, services.totalOf(service), requestBaseUrl(request)));
+  };
+  // A service id is `vhost/app` (its link escapes the slash) or a room's name.
+  scope.get<{ Params: { id: string } }>('/services/:id', async (request, reply) => oneService(request, reply, request.params.id));
+  scope.get<{ Params: { vhost: string; app: string } }>('/services/:vhost/:app', async (request, reply) =>
+    oneService(request, reply, `${request.params.vhost}/${request.params.app}`));
+
+  // What MaxScale has that Kiln does not: a clear answer in the dialect's shape.
+  for (const url of ['/sessions', '/sessions/', '/sessions/:id', '/services', '/services/', '/services/:id', '/services/:vhost/:app']) {
+    scope.route({
+      method: ['POST', 'PUT', 'PATCH', ...(url === '/sessions/:id' ? [] : ['DELETE'])],
+      url,
+      handler: async (request, reply) => {
+        reply.header('Allow', url === '/sessions/:id' ? 'GET, HEAD, DELETE' : 'GET, HEAD');
+        return sendError(request, reply, 405, `Method ${request.method} is not supported on ${request.url.split('?')[0]}`);
+      },
+    });
+  }
+  scope.all('/sessions/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
+  scope.all('/services/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
+}

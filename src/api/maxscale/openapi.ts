@@ -1,0 +1,142 @@
+/**
+ * The OpenAPI 3.0 paths and schemas of the MaxScale dialect (seed 002: sessions, and the services
+ * they belong to), merged into the document `GET /openapi.json` serves.
+ */
+
+const json = (schema: object) => ({ content: { 'application/json': { schema } } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const errors = { description: 'MaxScale error', ...json(ref('MaxScaleErrors')) };
+const unauthorized = { description: 'Missing or wrong credentials (Basic user:password)', headers: { 'WWW-Authenticate': { schema: { type: 'string' } } }, ...json(ref('MaxScaleErrors')) };
+const query = (name: string, description: string) => ({ name, in: 'query', required: false, schema: { type: 'string' }, description });
+const common = [
+  query('pretty', 'true: pretty-printed JSON (4 spaces)'),
+];
+const collection = (type: string) => [
+  ...common,
+  query(`fields[${type}]`, 'Sparse fieldset: comma-separated paths into attributes and relationships (a/b for nested)'),
+  query('filter', 'JSON_POINTER=EXPR: keeps rows whose value equals the JSON value, or matches eq() ne() lt() le() gt() ge() and() or() not()'),
+  query('page[size]', 'Rows per page'),
+  query('page[number]', 'Page, from 0'),
+];
+const relationship = (type: string) => ({
+  type: 'object',
+  required: ['links', 'data'],
+  properties: {
+    links: { type: 'object', required: ['self'], properties: { self: { type: 'string', format: 'uri' } } },
+    data: { type: 'array', items: { type: 'object', required: ['id', 'type'], properties: { id: { type: 'string' }, type: { type: 'string', enum: [type] } } } },
+  },
+});
+const document = (resource: string, many: boolean) => ({
+  type: 'object',
+  required: ['links', 'data'],
+  properties: {
+    links: { type: 'object', required: ['self'], properties: { self: { type: 'string', format: 'uri' } } },
+    data: many ? { type: 'array', items: ref(resource) } : ref(resource),
+    meta: { type: 'object', properties: { total: { type: 'integer' } } },
+  },
+});
+
+export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Record<string, object> } {
+  const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  return {
+    schemas: {
+      MaxScaleErrors: {
+        type: 'object',
+        required: ['errors'],
+        properties: { errors: { type: 'array', items: { type: 'object', required: ['detail'], properties: { detail: { type: 'string' } } } } },
+      },
+      MaxScaleSession: {
+        type: 'object',
+        required: ['id', 'type', 'relationships', 'attributes', 'links'],
+        properties: {
+          id: { type: 'string' },
+          type: { type: 'string', enum: ['sessions'] },
+          relationships: { type: 'object', properties: { services: relationship('services') } },
+          attributes: {
+            type: 'object',
+            properties: {
+              state: { type: 'string', enum: ['Session created', 'Session started', 'Session stopped'] },
+              user: { type: 'string', description: 'The credential user, the participant id, or anonymous' },
+              remote: { type: 'string', description: 'Client address (its name with rdns=true)' },
+              port: { type: 'integer' },
+              connected: { type: 'string', example: 'Wed May 17 10:06:35 2017', description: "C asctime() of the server's local time" },
+              seconds_alive: { type: 'number' },
+              idle: { type: 'number', description: 'Seconds since the last packet or message' },
+              memory: { type: 'object', properties: { total: { type: 'integer', description: 'Bytes of packet buffers held' } } },
+              io_activity: { type: 'integer', description: 'Packets in and out during the last 30 s' },
+              kind: { type: 'string', enum: ['publisher', 'player', 'pull', 'participant'] },
+              protocol: { type: 'string' },
+              vhost: { type: 'string' },
+              app: { type: 'string' },
+              stream: { type: 'string' },
+              room_session: { type: 'string', nullable: true },
+              user_agent: { type: 'string' },
+              bytes_in: { type: 'integer' },
+              bytes_out: { type: 'integer' },
+              packets_in: { type: 'integer' },
+              packets_out: { type: 'integer' },
+            },
+          },
+          links: { type: 'object', properties: { self: { type: 'string', format: 'uri' } } },
+        },
+      },
+      MaxScaleService: {
+        type: 'object',
+        required: ['id', 'type', 'attributes', 'relationships', 'links'],
+        properties: {
+          id: { type: 'string', description: 'vhost/app, or the name of a room' },
+          type: { type: 'string', enum: ['services'] },
+          attributes: {
+            type: 'object',
+            properties: {
+              router: { type: 'string', enum: ['application', 'room'] },
+              state: { type: 'string' },
+              started: { type: 'string' },
+              connections: { type: 'integer' },
+              total_connections: { type: 'integer' },
+              statistics: { type: 'object' },
+              kind: { type: 'string', enum: ['application', 'room'] },
+            },
+          },
+          relationships: { type: 'object', properties: { sessions: relationship('sessions') } },
+          links: { type: 'object', properties: { self: { type: 'string', format: 'uri' } } },
+        },
+      },
+    },
+    paths: {
+      '/v1/sessions': {
+        get: {
+          summary: 'MaxScale: every session of the server (publishers, players, pulls, room participants)',
+          parameters: [...collection('sessions'), query('rdns', 'true: reverse DNS on client addresses')],
+          responses: { 200: { description: 'OK', ...json(document('MaxScaleSession', true)) }, 400: errors, 401: unauthorized },
+        },
+      },
+      '/v1/sessions/{id}': {
+        get: {
+          summary: 'MaxScale: one session',
+          parameters: [id, ...common, query('fields[sessions]', 'Sparse fieldset'), query('rdns', 'true: reverse DNS on the client address')],
+          responses: { 200: { description: 'OK', ...json(document('MaxScaleSession', false)) }, 401: unauthorized, 404: errors },
+        },
+        delete: {
+          summary: 'MaxScale: disconnect the client now, or after ttl seconds',
+          parameters: [id, query('ttl', 'Seconds before the session is closed')],
+          responses: { 204: { description: 'Killed (or scheduled)' }, 401: unauthorized, 404: errors },
+        },
+      },
+      '/v1/services': {
+        get: {
+          summary: 'MaxScale: the applications and rooms sessions belong to',
+          parameters: collection('services'),
+          responses: { 200: { description: 'OK', ...json(document('MaxScaleService', true)) }, 400: errors, 401: unauthorized },
+        },
+      },
+      '/v1/services/{id}': {
+        get: {
+          summary: 'MaxScale: one service (an app as vhost%2Fapp or vhost/app, or a room by name)',
+          parameters: [id, ...common, query('fields[services]', 'Sparse fieldset')],
+          responses: { 200: { description: 'OK', ...json(document('MaxScaleService', false)) }, 401: unauthorized, 404: errors },
+        },
+      },
+    },
+  };
+}
