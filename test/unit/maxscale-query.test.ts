@@ -105,6 +105,13 @@ describe('MaxScale request parameters', () => {
     applySparseFieldset(s, 'sessions', 'services,attributes/user');
     assert.deepEqual(s.attributes, { user: 'u' });
     assert.deepEqual(Object.keys(s.relationships as object), ['services']);
+    // As MaxScale: a missing leaf leaves its parent empty; a path past a plain value keeps the value.
+    const t = row('a', 'player', 1, 's');
+    applySparseFieldset(t, 'sessions', 'memory/nope,kind/deeper');
+    assert.deepEqual(t.attributes, { memory: {}, kind: 'player' });
+    const u = row('a', 'player', 1, 's');
+    applySparseFieldset(u, 'sessions', 'memory,memory/total');
+    assert.deepEqual(u.attributes, { memory: { total: 10, other: 1 } });
     const other = row('a', 'player', 1, 's');
     applySparseFieldset(other, 'services', 'kind');
     assert.deepEqual(other, row('a', 'player', 1, 's'), 'another type is left alone');

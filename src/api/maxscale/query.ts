@@ -35,16 +35,16 @@ export function asctime(date: Date): string {
 // ---------------------------------------------------------------------------------------------
 // Sparse fieldsets
 
-/** Keeps only `path` (components) of `obj`, in place, as MaxScale's remove_fields_from_object. */
-function keepPath(obj: Json, path: string[]): void {
-  if (path.length === 0 || !isObject(obj)) return;
+/**
+ * The part of `obj` that `path` (components) names, copied, as MaxScale's remove_fields_from_object
+ * leaves it: `{}` when the first component is missing, a value that is not an object kept whole.
+ */
+function pick(obj: Json, path: string[]): Json {
+  if (!isObject(obj) || path.length === 0) return structuredClone(obj);
   const o = obj as JsonObject;
   const [head, ...rest] = path;
-  const kept = Object.hasOwn(o, head) ? o[head] : undefined;
-  for (const key of Object.keys(o)) delete o[key];
-  if (kept === undefined) return;
-  o[head] = kept;
-  keepPath(kept, rest);
+  if (!Object.hasOwn(o, head)) return {};
+  return { [head]: pick(o[head], rest) };
 }
 
 function mergeInto(dest: JsonObject, src: JsonObject): void {
@@ -57,11 +57,7 @@ function mergeInto(dest: JsonObject, src: JsonObject): void {
 
 function sparse(member: JsonObject, fields: string[][]): JsonObject {
   const out: JsonObject = {};
-  for (const path of fields) {
-    const copy = structuredClone(member);
-    keepPath(copy, path);
-    mergeInto(out, copy);
-  }
+  for (const path of fields) mergeInto(out, pick(member, path) as JsonObject);
   return out;
 }
 
