@@ -18,6 +18,7 @@ export class Metrics {
   watch(catalog: Catalog): void {
     catalog.on('session', (session: Session) => {
       this.sessionsOpened++;
+      if (!session.countsMedia) return;
       session.once('close', () => {
         const c = session.counters;
         this.closedBytesIn += c.bytesIn;
@@ -41,6 +42,7 @@ export function renderMetrics(catalog: Catalog, metrics: Metrics): string {
   let packetsOut = metrics.closedPacketsOut;
   for (const s of catalog.sessions.values()) {
     byKind.set(s.kind, (byKind.get(s.kind) ?? 0) + 1);
+    if (!s.countsMedia) continue;
     bytesIn += s.counters.bytesIn;
     bytesOut += s.counters.bytesOut;
     packetsIn += s.counters.packetsIn;

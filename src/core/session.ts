@@ -77,6 +77,7 @@ export class Session extends EventEmitter<SessionEvents> {
   readonly #samples = new Float64Array(ACTIVITY_WINDOW_S + 1);
   #sampleSlot = 0;
   #sampledTotal = 0;
+  #sampledActivity = this.counters.lastActivity;
 
   constructor(options: SessionOptions) {
     super();
@@ -95,6 +96,14 @@ export class Session extends EventEmitter<SessionEvents> {
 
   get closed(): boolean {
     return this.state === 'closed';
+  }
+
+  /**
+   * Whether `counters` count media (RTP). A participant's count its signaling messages: its media
+   * is counted by the publisher and player sessions of its streams.
+   */
+  get countsMedia(): boolean {
+    return this.kind !== 'participant';
   }
 
   /** Sets what `close` does to the underlying connection (the protocol's job). */
@@ -117,16 +126,16 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Takes one activity sample; call once a second. Packets that moved since the last sample mark
-   * the session active now, for paths that do not stamp `lastActivity` per packet (players).
+   * Takes one activity sample; call once a second. Packets that moved since the last sample while
+   * `lastActivity` stood still (paths that do not stamp it per packet: players) mark the session
+   * active now.
    */
   sampleActivity(now: number): void {
     const c = this.counters;
     const total = c.packetsIn + c.packetsOut;
-    if (total !== this.#sampledTotal) {
-      this.#sampledTotal = total;
-      if (c.lastActivity < now) c.lastActivity = now;
-    }
+    if (total !== this.#sampledTotal && c.lastActivity === this.#sampledActivity && c.lastActivity < now) c.lastActivity = now;
+    this.#sampledTotal = total;
+    this.#sampledActivity = c.lastActivity;
     this.#sampleSlot = (this.#sampleSlot + 1) % this.#samples.length;
     this.#samples[this.#sampleSlot] = total;
   }

@@ -59,7 +59,8 @@ export function boundPort(app: FastifyInstance, fallback: number): number {
  */
 export function requestBaseUrl(request: { protocol: string; headers: { host?: string }; socket: { localAddress?: string; localPort?: number } }): string {
   const host = request.headers.host;
-  if (host && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)) return `${request.protocol}://${host}`;
+  const m = host ? /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/.exec(host) : null;
+  if (m && (m[2] === undefined || Number(m[2]) <= 65535)) return `${request.protocol}://${host}`;
   const address = request.socket.localAddress ?? '127.0.0.1';
   const shown = address.includes(':') ? `[${address}]` : address;
   return `${request.protocol}://${shown}:${request.socket.localPort ?? 80}`;

@@ -62,7 +62,8 @@ async function publish(stream: string): Promise<Page> {
 async function play(stream: string, session: string): Promise<Page> {
   const page = await chromium.browser.newPage();
   await page.goto(`${kiln.signalingUrl}/play.html?autostart=1&stream=${stream}&session=${session}`);
-  await waitFor(() => inboundStats(page, 'kilnPlayer'), (s) => s.framesDecoded > 5, 15_000);
+  const stats = await waitFor(() => inboundStats(page, 'kilnPlayer'), (s) => s.framesDecoded > 5, 15_000);
+  assert.ok(stats.framesDecoded > 5, `${session} decodes: ${stats.framesDecoded} frames`);
   return page;
 }
 
@@ -82,7 +83,8 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
     const pulled = await fetch(`${kiln.apiUrl}/v1/vhosts/default/apps/app/streams`, {
       method: 'POST',
       headers: { authorization: kiln.basic, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'cctv', urls: [camera.url('/h264-opus')] }),
+      // No player ever plays it: keep it past the default 60 s unused-stream deletion.
+      body: JSON.stringify({ name: 'cctv', urls: [camera.url('/h264-opus')], properties: { unusedStreamDeletionTimeoutMs: 600_000 } }),
     });
     assert.equal(pulled.status, 201);
     const openvidu = `Basic ${Buffer.from(`OPENVIDUAPP:${kiln.password}`).toString('base64')}`;
@@ -171,13 +173,13 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
       assert.ok(moved > 0, `${a.kind} ${id}: bytes moved ${moved}`);
       assert.ok(b.io_activity > 0, `${a.kind} io_activity ${b.io_activity}`);
       assert.ok(b.packets_in + b.packets_out > a.packets_in + a.packets_out, `${a.kind} packets grow`);
-      if (a.kind !== 'participant') assert.ok(b.idle < 1.5, `${a.kind} idle ${b.idle} while media flows`);
+      // Players' idle moves with the once-a-second activity sample.
+      if (a.kind !== 'participant') assert.ok(b.idle < 2.5, `${a.kind} idle ${b.idle} while media flows`);
       assert.ok(b.seconds_alive > a.seconds_alive);
     }
     // openvidu-browser pings every 3 s: the participant's idle climbs, then drops back.
-    const peak = idles.indexOf(Math.max(...idles));
-    assert.ok(idles[peak] > 1, `idle peaks above 1 s between pings: ${idles}`);
-    assert.ok(idles.slice(peak + 1).some((v) => v < idles[peak]) || idles.slice(0, peak).some((v) => v < idles[peak] - 1), `idle resets: ${idles}`);
+    assert.ok(Math.max(...idles) > 1, `idle climbs above 1 s between pings: ${idles}`);
+    assert.ok(idles.some((v, i) => i > 0 && v < idles[i - 1] - 0.5), `idle drops back when a ping comes: ${idles}`);
   });
 
   test('pretty, fields, filter, page and rdns', async () => {
@@ -203,6 +205,8 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
     assert.equal((await sessions(`?filter=/relationships/services/data/0/id="default/app"`)).length, 4);
     assert.deepEqual((await sessions('?filter[attributes.protocol]=or(eq("rtsp"),eq("whip"))')).map((s) => s.attributes.protocol).sort(), ['rtsp', 'whip']);
     assert.equal((await sessions('?filter=/attributes/kind="nothing"')).length, 0);
+    assert.equal((await sessions('?filter=/attributes/room_session=null')).length, 4, 'null is JSON null');
+    assert.equal((await sessions('?FILTER=/attributes/kind="pull"&filter=/attributes/kind="player"')).length, 1, 'names are case-blind; the first value wins');
     const badFilter = await maxscale('/v1/sessions?filter=/attributes/idle=lt(1');
     assert.equal(badFilter.status, 400);
     assert.match(badFilter.body.errors![0].detail, /Expected '\)'/);
@@ -212,10 +216,12 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
     assert.equal(page.body.meta?.total, 6);
     assert.ok(page.body.links.prev && page.body.links.first && page.body.links.last);
 
-    // rdns: the name the resolver gives for the address (as asked here), or the address without one.
+    // rdns: the name the resolver gives for the address (as asked here), or the address when it
+    // has none or takes longer than Kiln waits.
     const expected = await dns.reverse('127.0.0.1').then((names) => names[0], () => '127.0.0.1');
     const named = (await sessions('?rdns=true')).filter((s) => s.attributes.kind === 'player');
-    assert.deepEqual(named.map((s) => s.attributes.remote), [expected, expected]);
+    assert.equal(named.length, 2);
+    for (const s of named) assert.ok([expected, '127.0.0.1'].includes(s.attributes.remote), s.attributes.remote);
     assert.ok((await sessions('?rdns=false')).every((s) => s.attributes.remote === '127.0.0.1'));
     const one = await maxscale('/v1/sessions/viewer-one?fields[sessions]=user');
     assert.deepEqual(one.body.data.attributes, { user: 'anonymous' });
@@ -257,7 +263,8 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
     assert.equal((await sessions()).some((s) => s.id === 'viewer-one'), false);
     assert.notEqual(await waitFor(() => playerState(one), (s) => s !== 'connected', 10_000), 'connected');
     const frames = (await inboundStats(two, 'kilnPlayer')).framesDecoded;
-    await waitFor(() => inboundStats(two, 'kilnPlayer'), (s) => s.framesDecoded > frames + 10, 10_000);
+    const still = await waitFor(() => inboundStats(two, 'kilnPlayer'), (s) => s.framesDecoded > frames + 10, 10_000);
+    assert.ok(still.framesDecoded > frames + 10, 'the other player keeps decoding');
     assert.equal((await sessions()).length, 5);
 
     // The pull: the stream is gone.
@@ -271,15 +278,19 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
     await kill(participant.id);
     const log = await waitFor(() => alice.log(), (l) => l.rpc.some((m) => m.method === 'participantEvicted'), 10_000);
     assert.ok(log.rpc.some((m) => m.method === 'participantEvicted'));
-    await waitFor(sessions, (l) => l.every((s) => s.attributes.room_session === null), 10_000);
+    const gone = await waitFor(sessions, (l) => l.every((s) => s.attributes.room_session === null), 10_000);
+    assert.ok(gone.every((s) => s.attributes.room_session === null), 'its camera went with it');
     // The room closes once empty (after its grace period).
-    await waitFor(() => maxscale(`/v1/services/${roomName}`), (r) => r.status === 404, 15_000);
+    const room = await waitFor(() => maxscale(`/v1/services/${roomName}`), (r) => r.status === 404, 15_000);
+    assert.equal(room.status, 404);
 
-    // ttl: the session stays for its grace period, then goes.
+    // ttl: the session stays for its grace period, then goes; a new ttl replaces the pending one.
+    await kill('viewer-two', '?ttl=30');
     const killedAt = Date.now();
     await kill('viewer-two', '?ttl=2');
     assert.ok((await sessions()).some((s) => s.id === 'viewer-two'), 'still there during its ttl');
-    await waitFor(sessions, (l) => !l.some((s) => s.id === 'viewer-two'), 10_000);
+    const closed = await waitFor(sessions, (l) => !l.some((s) => s.id === 'viewer-two'), 10_000);
+    assert.ok(!closed.some((s) => s.id === 'viewer-two'));
     const after = (Date.now() - killedAt) / 1000;
     assert.ok(after >= 1.9 && after < 4, `closed after ${after} s`);
     assert.notEqual(await waitFor(() => playerState(two), (s) => s !== 'connected', 10_000), 'connected');

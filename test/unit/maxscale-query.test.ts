@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import {
   applySparseFieldset,
   asctime,
-  FilterError,
   jsonPath,
   jsonPointer,
   parseBoolean,
@@ -52,10 +51,15 @@ describe('MaxScale request parameters', () => {
     assert.equal(parseFilterExpression('lt("b")')('a'), true);
     assert.equal(parseFilterExpression('gt(1)')('2'), false, 'no ordering across types');
     assert.equal(parseFilterExpression('ne(null)')(null), false);
+    // JSON's bare literals are JSON, not words.
+    assert.equal(parseFilterExpression('null')(null), true);
+    assert.equal(parseFilterExpression('null')('null'), false);
+    assert.equal(parseFilterExpression('true')(true), true);
+    assert.equal(parseFilterExpression('false')(false), true);
     // A bare word is the string it spells (MaxScale would need the quotes).
     assert.equal(parseFilterExpression('player')('player'), true);
     for (const bad of ['eq(1', 'eq(1))', 'and()', 'eq(x y)', '', 'lt']) {
-      assert.throws(() => parseFilterExpression(bad), FilterError, bad);
+      assert.throws(() => parseFilterExpression(bad), { code: 'BAD_REQUEST' }, bad);
     }
   });
 
@@ -70,7 +74,7 @@ describe('MaxScale request parameters', () => {
     assert.deepEqual(jsonPath(r, 'relationships.services.data[*].id'), ['s']);
     assert.deepEqual(jsonPath(r, 'attributes.memory.*').sort(), [1, 10]);
     assert.deepEqual(jsonPath([5, 6, 7], '[0,2]'), [5, 7]);
-    assert.throws(() => jsonPath(r, 'a..b['), FilterError);
+    assert.throws(() => jsonPath(r, 'a..b['), { code: 'BAD_REQUEST' });
   });
 
   test('filter=PTR=EXPR keeps matching rows; /data/ prefixed pointers read into the rows', () => {
@@ -85,7 +89,11 @@ describe('MaxScale request parameters', () => {
     const e = doc();
     shapeCollection(e, 'sessions', { filter: '/attributes/idle=and(gt(1),lt(5))' });
     assert.deepEqual(e.data.map((r) => r.id), ['b']);
-    assert.throws(() => shapeCollection(doc(), 'sessions', { filter: 'no-equals-sign' }), FilterError);
+    assert.throws(() => shapeCollection(doc(), 'sessions', { filter: 'no-equals-sign' }), { code: 'BAD_REQUEST' });
+    const n = doc();
+    (n.data[1].attributes as JsonObject).room = null;
+    shapeCollection(n, 'sessions', { filter: '/data/attributes/room=null' });
+    assert.deepEqual(n.data.map((r) => r.id), ['b'], 'a null value matches null');
   });
 
   test('filter[PATH]=EXPR filters are ANDed', () => {

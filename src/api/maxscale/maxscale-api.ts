@@ -8,13 +8,14 @@
 import { promises as dns } from 'node:dns';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Catalog } from '../../core/catalog.ts';
-import { isKilnError } from '../../core/errors.ts';
+import { isKilnError, KilnError } from '../../core/errors.ts';
 import { requestBaseUrl } from '../../http/listener.ts';
 import type { Credentials } from '../credentials.ts';
-import { applyFields, FilterError, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
+import { applyFields, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
 import type { Session } from '../../core/session.ts';
 import { serviceResource, ServiceDirectory, sessionResource, type RoomDirectory } from './resources.ts';
 
+/** What the MaxScale dialect reads: the live sessions, the credentials, and the open rooms. */
 export interface MaxScaleApiOptions {
   catalog: Catalog;
   credentials: Credentials;
@@ -25,20 +26,13 @@ export interface MaxScaleApiOptions {
 const RDNS_CACHE_MS = 60_000;
 const RDNS_TIMEOUT_MS = 1_000;
 
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, detail: string) {
-    super(detail);
-    this.status = status;
-  }
-}
-
-/** The query string, one value per name (the last one wins). */
+/** The query string as MaxScale reads it: names lower-cased, the first value of a name wins. */
 function queryOf(request: FastifyRequest): QueryParams {
   const out: QueryParams = {};
   for (const [key, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
-    const v = Array.isArray(value) ? value[value.length - 1] : value;
-    if (typeof v === 'string') out[key] = v;
+    const v = Array.isArray(value) ? value[0] : value;
+    const name = key.toLowerCase();
+    if (typeof v === 'string' && out[name] === undefined) out[name] = v;
   }
   return out;
 }
@@ -73,10 +67,13 @@ class ReverseDns {
   }
 }
 
+/** Registers `/sessions` and `/services` (under the scope's `/v1` prefix) with their auth and errors. */
 export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxScaleApiOptions): Promise<void> {
   const { catalog, credentials } = options;
   const services = new ServiceDirectory(catalog, options.rooms);
   const rdns = new ReverseDns();
+  /** The pending kill of each session given a `ttl` (a new ttl replaces it, as MaxScale's set_ttl). */
+  const pendingKills = new Map<Session, NodeJS.Timeout>();
 
   scope.addHook('onRequest', async (request, reply) => {
     if (credentials.basic(request.headers.authorization)) return;
@@ -85,8 +82,6 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   });
 
   scope.setErrorHandler(async (err, request, reply) => {
-    if (err instanceof HttpError) return sendError(request, reply, err.status, err.message);
-    if (err instanceof FilterError) return sendError(request, reply, 400, err.message);
     if (isKilnError(err)) return sendError(request, reply, err.status, err.message);
     const e = err as { statusCode?: number; message?: string };
     const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
@@ -94,22 +89,23 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
     return sendError(request, reply, status, status === 500 ? 'Internal Server Error' : e.message ?? 'Bad Request');
   });
 
-  /** The sessions of `list` as resources, names resolved when `rdns` is on. */
+  /** The sessions of `list` (taken now) as resources, names resolved (all at once) when `rdns` is on. */
   const sessionResources = async (request: FastifyRequest, list: Iterable<Session>): Promise<JsonObject[]> => {
+    const sessions = [...list];
     const base = requestBaseUrl(request);
-    const resolve = parseBoolean(queryOf(request).rdns) === true;
-    const now = Date.now();
-    const out: JsonObject[] = [];
-    for (const session of list) {
-      const remote = resolve && session.remoteAddress ? await rdns.lookup(session.remoteAddress) : undefined;
-      out.push(sessionResource(session, services.serviceIdOf(session), base, now, remote));
+    const names = new Map<string, string>();
+    if (parseBoolean(queryOf(request).rdns) === true) {
+      const addresses = [...new Set(sessions.map((s) => s.remoteAddress).filter((a) => a !== ''))];
+      await Promise.all(addresses.map(async (a) => names.set(a, await rdns.lookup(a))));
     }
-    return out;
+    const serviceIdOf = services.resolver();
+    const now = Date.now();
+    return sessions.map((session) => sessionResource(session, serviceIdOf(session), base, now, names.get(session.remoteAddress)));
   };
 
   const findSession = (id: string) => {
     const session = catalog.sessions.get(id);
-    if (!session) throw new HttpError(404, `Session '${id}' not found`);
+    if (!session) throw new KilnError('SESSION_NOT_FOUND', `Session '${id}' not found`, { session: id });
     return session;
   };
 
@@ -130,24 +126,37 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
       collection(request, reply, 'sessions', `${requestBaseUrl(request)}/v1/sessions/`, await sessionResources(request, catalog.sessions.values())));
   }
 
-  scope.get<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
-    const [resource] = await sessionResources(request, [findSession(request.params.id)]);
-    return single(request, reply, 'sessions', resource);
-  });
+  // Single resources too answer with a trailing slash (MaxScale strips it; its links carry it).
+  for (const url of ['/sessions/:id', '/sessions/:id/']) {
+    scope.get<{ Params: { id: string } }>(url, async (request, reply) => {
+      const [resource] = await sessionResources(request, [findSession(request.params.id)]);
+      return single(request, reply, 'sessions', resource);
+    });
+  }
 
   // Kill a session: now, or after `ttl` seconds (MaxScale's grace period); 204 either way.
-  scope.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
+  scope.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => killSession(request, reply));
+  scope.delete<{ Params: { id: string } }>('/sessions/:id/', async (request, reply) => killSession(request, reply));
+  async function killSession(request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<FastifyReply> {
     const session = findSession(request.params.id);
     const ttl = Number.parseInt(queryOf(request).ttl ?? '', 10);
+    const pending = pendingKills.get(session);
+    clearTimeout(pending);
     if (ttl > 0) {
+      if (!pending) {
+        session.once('close', () => {
+          clearTimeout(pendingKills.get(session));
+          pendingKills.delete(session);
+        });
+      }
       const timer = setTimeout(() => session.close('kicked'), Math.min(ttl, 86_400) * 1000);
       timer.unref();
-      session.once('close', () => clearTimeout(timer));
+      pendingKills.set(session, timer);
     } else {
       session.close('kicked');
     }
     return reply.code(204).send();
-  });
+  }
 
   for (const url of ['/services', '/services/']) {
     scope.get(url, async (request, reply) => {
@@ -159,13 +168,17 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
 
   const oneService = (request: FastifyRequest, reply: FastifyReply, id: string) => {
     const service = services.find(id);
-    if (!service) throw new HttpError(404, `Service '${id}' not found`);
+    if (!service) throw new KilnError('NOT_FOUND', `Service '${id}' not found`);
     return single(request, reply, 'services', serviceResource(service, services.totalOf(service), requestBaseUrl(request)));
   };
   // A service id is `vhost/app` (its link escapes the slash) or a room's name.
-  scope.get<{ Params: { id: string } }>('/services/:id', async (request, reply) => oneService(request, reply, request.params.id));
-  scope.get<{ Params: { vhost: string; app: string } }>('/services/:vhost/:app', async (request, reply) =>
-    oneService(request, reply, `${request.params.vhost}/${request.params.app}`));
+  for (const url of ['/services/:id', '/services/:id/']) {
+    scope.get<{ Params: { id: string } }>(url, async (request, reply) => oneService(request, reply, request.params.id));
+  }
+  for (const url of ['/services/:vhost/:app', '/services/:vhost/:app/']) {
+    scope.get<{ Params: { vhost: string; app: string } }>(url, async (request, reply) =>
+      oneService(request, reply, `${request.params.vhost}/${request.params.app}`));
+  }
 
   // What MaxScale has that Kiln does not: a clear answer in the dialect's shape.
   for (const url of ['/sessions', '/sessions/', '/sessions/:id', '/services', '/services/', '/services/:id', '/services/:vhost/:app']) {

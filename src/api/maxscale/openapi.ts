@@ -15,6 +15,7 @@ const collection = (type: string) => [
   ...common,
   query(`fields[${type}]`, 'Sparse fieldset: comma-separated paths into attributes and relationships (a/b for nested)'),
   query('filter', 'JSON_POINTER=EXPR: keeps rows whose value equals the JSON value, or matches eq() ne() lt() le() gt() ge() and() or() not()'),
+  { name: 'filter[JSON_PATH]', in: 'query', required: false, schema: { type: 'string' }, description: 'filter[JSONPath]=EXPR: keeps rows where any value the path selects matches EXPR; several are ANDed' },
   query('page[size]', 'Rows per page'),
   query('page[number]', 'Page, from 0'),
 ];
@@ -47,7 +48,8 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
       },
       MaxScaleSession: {
         type: 'object',
-        required: ['id', 'type', 'relationships', 'attributes', 'links'],
+        required: ['id', 'type', 'links'],
+        description: 'attributes and relationships are there unless a sparse fieldset leaves them out',
         properties: {
           id: { type: 'string' },
           type: { type: 'string', enum: ['sessions'] },
@@ -64,7 +66,7 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
               idle: { type: 'number', description: 'Seconds since the last packet or message' },
               memory: { type: 'object', properties: { total: { type: 'integer', description: 'Bytes of packet buffers held' } } },
               io_activity: { type: 'integer', description: 'Packets in and out during the last 30 s' },
-              kind: { type: 'string', enum: ['publisher', 'player', 'pull', 'participant'] },
+              kind: { type: 'string', description: 'publisher, player, pull, participant (and any kind added later)' },
               protocol: { type: 'string' },
               vhost: { type: 'string' },
               app: { type: 'string' },
@@ -82,7 +84,8 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
       },
       MaxScaleService: {
         type: 'object',
-        required: ['id', 'type', 'attributes', 'relationships', 'links'],
+        required: ['id', 'type', 'links'],
+        description: 'attributes and relationships are there unless a sparse fieldset leaves them out',
         properties: {
           id: { type: 'string', description: 'vhost/app, or the name of a room' },
           type: { type: 'string', enum: ['services'] },

@@ -6,12 +6,13 @@
  * Pure functions over JSON documents.
  */
 import { isObject } from '../../core/json.ts';
+import { errors, type KilnError } from '../../core/errors.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 
-/** A malformed filter expression: 400 with MaxScale's error shape. */
-export class FilterError extends Error {}
+/** A malformed filter expression or path: BAD_REQUEST (400 in MaxScale's error shape). */
+const filterError = (message: string): KilnError => errors.badRequest(message);
 
 /** MaxScale's booleans (`true`/`yes`/`on`/`1` and their opposites); undefined when absent or neither. */
 export function parseBoolean(value: string | undefined): boolean | undefined {
@@ -121,19 +122,19 @@ class ExpressionParser {
 
   parse(): Matcher {
     const m = this.#expr();
-    if (this.#i !== this.#s.length) throw new FilterError(`Unexpected trailing data: ${this.#s.slice(this.#i)}`);
+    if (this.#i !== this.#s.length) throw filterError(`Unexpected trailing data: ${this.#s.slice(this.#i)}`);
     return m;
   }
 
   #expr(): Matcher {
     const rest = this.#s.slice(this.#i);
-    if (rest === '') throw new FilterError('Empty filter expression');
-    if (!/^[A-Za-z]/.test(rest)) {
+    if (rest === '') throw filterError('Empty filter expression');
+    if (!/^[A-Za-z]/.test(rest) || /^(true|false|null)\b/.test(rest)) {
       const value = this.#json();
       return (s) => deepEqual(s, value);
     }
     const op = /^(eq|ne|lt|gt|le|ge|and|or|not)\(/.exec(rest)?.[1];
-    if (!op) throw new FilterError(`Not a valid filter expression: ${rest}`);
+    if (!op) throw filterError(`Not a valid filter expression: ${rest}`);
     this.#i += op.length + 1;
     if (op === 'and' || op === 'or' || op === 'not') {
       const subs: Matcher[] = [this.#expr()];
@@ -154,7 +155,7 @@ class ExpressionParser {
 
   #consume(expected: string): void {
     const got = this.#s.slice(this.#i, this.#i + expected.length);
-    if (got !== expected) throw new FilterError(`Expected '${expected}', got '${got}'`);
+    if (got !== expected) throw filterError(`Expected '${expected}', got '${got}'`);
     this.#i += expected.length;
   }
 
@@ -194,7 +195,7 @@ class ExpressionParser {
       this.#i = end;
       return value;
     } catch {
-      throw new FilterError(`Invalid JSON: ${s.slice(start)}`);
+      throw filterError(`Invalid JSON: ${s.slice(start)}`);
     }
   }
 }
@@ -207,7 +208,7 @@ export function parseFilterExpression(expr: string): Matcher {
   try {
     return new ExpressionParser(expr).parse();
   } catch (err) {
-    if (/^[A-Za-z0-9_.:@-]+$/.test(expr) && !/^(eq|ne|lt|gt|le|ge|and|or|not)$/.test(expr)) return (s) => s === expr;
+    if (/^[A-Za-z0-9_.:@-]+$/.test(expr) && !/^(eq|ne|lt|gt|le|ge|and|or|not|true|false|null)$/.test(expr)) return (s) => s === expr;
     throw err;
   }
 }
@@ -234,7 +235,7 @@ export function jsonPath(root: Json, path: string): Json[] {
   const token = /^(?:\.(\*|[^.[\]]+)|\[\s*(\*|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\d+(?:\s*,\s*\d+)*)\s*\])/;
   while (s !== '') {
     const m = token.exec(s);
-    if (!m) throw new FilterError(`Invalid JSONPath: ${path}`);
+    if (!m) throw filterError(`Invalid JSONPath: ${path}`);
     s = s.slice(m[0].length);
     const part = m[1] ?? m[2];
     if (part === '*') segments.push(['*']);
@@ -266,12 +267,13 @@ export function jsonPath(root: Json, path: string): Json[] {
  */
 export function pointerFilter(param: string): (row: Json) => boolean {
   const eq = param.indexOf('=');
-  if (eq < 0) throw new FilterError(`Invalid filter expression: ${param}`);
+  if (eq < 0) throw filterError(`Invalid filter expression: ${param}`);
   const pointer = param.slice(0, eq);
   const match = parseFilterExpression(param.slice(eq + 1));
   const inRow = /^\/?data\//.test(pointer) ? pointer.replace(/^\/?data/, '') : pointer;
   return (row) => {
-    const value = jsonPointer(row, pointer) ?? (inRow !== pointer ? jsonPointer(row, inRow) : undefined);
+    let value = jsonPointer(row, pointer);
+    if (value === undefined && inRow !== pointer) value = jsonPointer(row, inRow);
     return value !== undefined && match(value);
   };
 }
@@ -292,12 +294,12 @@ export interface CollectionDocument {
   meta?: JsonObject;
 }
 
-/** The query string as one value per name (the last one wins, as in MaxScale). */
+/** The query string as one value per name (lower-cased; the first value wins, as in MaxScale). */
 export type QueryParams = Record<string, string | undefined>;
 
 /**
  * Filters (`filter`, `filter[…]`), paginates (`page[size]`, `page[number]`) and trims
- * (`fields[…]`) a collection document in place, in MaxScale's order. FilterError on a bad filter.
+ * (`fields[…]`) a collection document in place, in MaxScale's order. BAD_REQUEST on a bad filter.
  */
 export function shapeCollection(doc: CollectionDocument, type: string, query: QueryParams): void {
   const filters: ((row: Json) => boolean)[] = [];

@@ -15,6 +15,7 @@ export interface RoomDirectory {
   readonly openSessions: Iterable<RoomSession>;
 }
 
+/** A service: an application, or a room while it has an open room session. */
 export interface Service {
   id: string;
   kind: 'application' | 'room';
@@ -45,16 +46,19 @@ export class ServiceDirectory {
   constructor(catalog: Catalog, rooms: RoomDirectory) {
     this.#catalog = catalog;
     this.#rooms = rooms;
+    // Runs inside catalog.addSession: bookkeeping only, and nothing may throw out of it.
     catalog.on('session', (session) => {
-      const owner = this.#roomSessionOf(session) ?? catalog.vhosts.get(session.vhost)?.apps.get(session.app);
-      if (owner) this.#totals.set(owner, (this.#totals.get(owner) ?? 0) + 1);
+      try {
+        const owner = this.#openRoomSessions().get(session.roomSession ?? '') ?? catalog.vhosts.get(session.vhost)?.apps.get(session.app);
+        if (owner) this.#totals.set(owner, (this.#totals.get(owner) ?? 0) + 1);
+      } catch {
+        // a count missed is all that is lost
+      }
     });
   }
 
-  #roomSessionOf(session: Session): RoomSession | undefined {
-    if (!session.roomSession) return undefined;
-    for (const rs of this.#rooms.openSessions) if (rs.id === session.roomSession) return rs;
-    return undefined;
+  #openRoomSessions(): Map<string, RoomSession> {
+    return new Map([...this.#rooms.openSessions].map((rs) => [rs.id, rs]));
   }
 
   /** Every service with its live sessions: the listed apps, the apps with sessions, the open rooms. */
@@ -106,21 +110,25 @@ export class ServiceDirectory {
     return app ? this.#appService(app) : undefined;
   }
 
-  /** The id of the service `session` belongs to. */
-  serviceIdOf(session: Session): string {
-    return this.#roomSessionOf(session)?.name ?? `${session.vhost}/${session.app}`;
+  /** Gives the id of the service a session belongs to, with the open rooms as they are now. */
+  resolver(): (session: Session) => string {
+    const rooms = this.#openRoomSessions();
+    return (session) => rooms.get(session.roomSession ?? '')?.name ?? `${session.vhost}/${session.app}`;
   }
 
+  /** Sessions the service has had (its live ones when the count started later). */
   totalOf(service: Service): number {
     const owner = service.roomSession ?? service.application;
     return (owner && this.#totals.get(owner)) || service.sessions.length;
   }
 }
 
+/** The absolute link of a session resource. */
 export function sessionSelf(base: string, id: string): string {
   return `${base}/v1/sessions/${encodeURIComponent(id)}`;
 }
 
+/** The absolute link of a service resource (a `vhost/app` id keeps its slash escaped). */
 export function serviceSelf(base: string, id: string): string {
   return `${base}/v1/services/${encodeURIComponent(id)}`;
 }
