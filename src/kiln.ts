@@ -9,6 +9,9 @@ import { Catalog } from './core/catalog.ts';
 import { MediaEngine } from './media/engine.ts';
 import { PullManager } from './ingest/pulls.ts';
 import { Rooms } from './rooms/rooms.ts';
+import { GrantSigner } from './rooms/grants.ts';
+import { deriveKey } from './core/keys.ts';
+import { PageTokens } from './api/signalwire/paging.ts';
 import { closingPeers } from './media/peer.ts';
 import { SignalingServer } from './protocols/signaling-server.ts';
 import { ApiServer } from './api/api-server.ts';
@@ -60,6 +63,7 @@ export class Kiln {
     this.store = new SqliteStore(config.dataDir);
     this.accessTokens = config.accessTokens.length > 0 ? config.accessTokens : [await this.#generatedToken(this.store)];
     const credentials = new Credentials(this.accessTokens);
+    const signingKey = await this.#signingKey(this.store);
     this.engine = new MediaEngine({
       catalog: this.catalog,
       ice: config.ice,
@@ -78,6 +82,7 @@ export class Kiln {
     this.rooms = new Rooms({
       catalog: this.catalog,
       store: this.store,
+      grants: new GrantSigner(deriveKey(signingKey, 'room-tokens')),
       publicUrl: config.publicUrl,
       vhost: config.vhosts[0].name,
       app: config.rooms.app,
@@ -112,6 +117,9 @@ export class Kiln {
       credentials,
       pulls: this.pulls,
       rooms: this.rooms,
+      store: this.store,
+      pageTokens: new PageTokens(deriveKey(signingKey, 'page-tokens')),
+      pricePerMemberMinute: config.rooms.pricePerMemberMinute,
       metrics: this.metrics,
       metricsRequireAuth: config.metricsRequireAuth,
       logger: this.logger,
@@ -135,6 +143,18 @@ export class Kiln {
     const at = alive ? new Date(alive) : new Date();
     await store.setSetting(ALIVE_KEY, new Date().toISOString());
     return Number.isNaN(at.getTime()) ? new Date() : at;
+  }
+
+  /**
+   * The node's signing key (room tokens, page tokens): made at first start and kept in the store,
+   * so tokens outlive a restart and every node sharing the store reads them.
+   */
+  async #signingKey(store: Store): Promise<Buffer> {
+    const kept = await store.getSetting('signing_key');
+    if (kept && /^[0-9a-f]{64}$/.test(kept)) return Buffer.from(kept, 'hex');
+    const key = randomBytes(32);
+    await store.setSetting('signing_key', key.toString('hex'));
+    return key;
   }
 
   async #generatedToken(store: Store): Promise<string> {

@@ -12,6 +12,9 @@ import type { PullManager } from '../ingest/pulls.ts';
 import { registerOmeApi } from './ome/ome-api.ts';
 import { registerOpenViduApi } from './openvidu/openvidu-api.ts';
 import { registerMaxScaleApi } from './maxscale/maxscale-api.ts';
+import { registerSignalWireApi } from './signalwire/signalwire-api.ts';
+import type { PageTokens } from './signalwire/paging.ts';
+import type { Store } from '../store/store.ts';
 import type { Rooms } from '../rooms/rooms.ts';
 import { renderMetrics, type Metrics } from './metrics.ts';
 import { omeOpenApi } from './ome/openapi.ts';
@@ -27,8 +30,13 @@ export interface ApiServerOptions {
   credentials: Credentials;
   /** Creates pull streams (OME POST …/streams). */
   pulls: PullManager;
-  /** Room sessions and tokens (OpenVidu /api). */
+  /** Room sessions and tokens (OpenVidu /api, SignalWire /api/video). */
   rooms: Rooms;
+  /** What the SignalWire dialect lists from. */
+  store: Store;
+  pageTokens: PageTokens;
+  /** Dollars per member-minute (SignalWire cost_in_dollars). */
+  pricePerMemberMinute: number;
   metrics: Metrics;
   /** Whether `/metrics` asks for API credentials. Default false (Prometheus scrapes it openly). */
   metricsRequireAuth: boolean;
@@ -60,7 +68,7 @@ export class ApiServer {
 
   #setup(): void {
     const app = this.app;
-    const { catalog, credentials, metrics, pulls, rooms } = this.#options;
+    const { catalog, credentials, metrics, pulls, rooms, store, pageTokens, pricePerMemberMinute } = this.#options;
     app.get('/healthz', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
     app.get('/metrics', async (request, reply) => {
       if (this.#options.metricsRequireAuth && !credentials.basic(request.headers.authorization)) {
@@ -72,6 +80,7 @@ export class ApiServer {
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls }), { prefix: '/v1' });
     app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, credentials }), { prefix: '/api' });
+    app.register(async (scope) => registerSignalWireApi(scope, { rooms, store, credentials, pageTokens, pricePerMemberMinute }), { prefix: '/api/video' });
     app.setNotFoundHandler(async (request, reply) =>
       reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
     app.setErrorHandler(async (err, request, reply) => {

@@ -58,6 +58,8 @@ export interface KilnConfig {
     emptyTimeoutMs: number;
     /** A participant whose room WebSocket is silent (no ping) for this long is removed, ms. Default 10000. */
     pingTimeoutMs: number;
+    /** Dollars per member-minute for SignalWire's `cost_in_dollars`. Default 0 (no cost). */
+    pricePerMemberMinute: number;
   };
   /** The ffmpeg executable, used to transcode pulled AAC/G.711 audio to Opus. Default `ffmpeg`. */
   ffmpegPath: string;
@@ -86,7 +88,7 @@ export function defaultConfig(): KilnConfig {
     corsOrigins: ['*'],
     vhosts: [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }],
     limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 10_000, pullTimeoutMs: 5000 },
-    rooms: { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10_000 },
+    rooms: { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10_000, pricePerMemberMinute: 0 },
     ffmpegPath: 'ffmpeg',
     logLevel: 'info',
     metricsRequireAuth: false,
@@ -256,6 +258,11 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
       if (v === undefined) continue;
       if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(where(`rooms.${key} must be a positive integer`));
       config.rooms[key] = v;
+    }
+    if (r.pricePerMemberMinute !== undefined) {
+      const v = r.pricePerMemberMinute;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(where('rooms.pricePerMemberMinute must be a number ≥ 0'));
+      config.rooms.pricePerMemberMinute = v;
     }
   }
 }

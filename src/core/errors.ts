@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'SESSION_NOT_FOUND'
   | 'STREAM_EXISTS'
   | 'SESSION_EXISTS'
+  | 'CONFLICT'
+  | 'INVALID_PARAMETER'
   | 'UNSUPPORTED_MEDIA'
   | 'NO_USABLE_CODEC'
   | 'PAYLOAD_TOO_LARGE'
@@ -34,6 +36,8 @@ const STATUS: Record<ErrorCode, number> = {
   SESSION_NOT_FOUND: 404,
   STREAM_EXISTS: 409,
   SESSION_EXISTS: 409,
+  CONFLICT: 409,
+  INVALID_PARAMETER: 422,
   UNSUPPORTED_MEDIA: 415,
   NO_USABLE_CODEC: 406,
   PAYLOAD_TOO_LARGE: 413,
@@ -49,6 +53,10 @@ export interface ErrorSubject {
   app?: string;
   stream?: string;
   session?: string;
+  /** The request parameter at fault (INVALID_PARAMETER). */
+  parameter?: string;
+  /** The rule it broke, in the dialect's words (SignalWire's error code). */
+  rule?: string;
 }
 
 export class KilnError extends Error {
@@ -67,6 +75,7 @@ export class KilnError extends Error {
 
 export const errors = {
   badRequest: (message: string) => new KilnError('BAD_REQUEST', message),
+  invalidParameter: (parameter: string, message: string, rule?: string) => new KilnError('INVALID_PARAMETER', message, { parameter, rule }),
   unauthorized: (message = 'Authorization required') => new KilnError('UNAUTHORIZED', message),
   forbidden: (message: string) => new KilnError('FORBIDDEN', message),
   vhostNotFound: (vhost: string) =>

@@ -23,8 +23,16 @@ export function canModerate(role: ParticipantRole): boolean {
 
 /** A room's settings (SignalWire names in SPEC.md §1); each room session keeps a copy. */
 export interface RoomSettings {
+  /** Shown instead of the name; null: the name. Default null. */
+  displayName: string | null;
   /** Members at a time; the next join is refused. Default 20 (SignalWire's default). */
   maxMembers: number;
+  /** The resolution asked of the room. Default `720p`. */
+  quality: '720p' | '1080p';
+  /** Frames per second asked of the room. Default 20. */
+  fps: 20 | 30;
+  /** The initial layout's name. Default `grid-responsive`. */
+  layout: string;
   /** When true, nobody new may join. Default false. */
   locked: boolean;
   /** No join before this time. Default none. */
@@ -37,10 +45,58 @@ export interface RoomSettings {
   removeAfterSecondsElapsed: number | null;
   /** Start recording when the room session starts. Default false. */
   recordOnStart: boolean;
+  /** SignalWire's client-side settings, kept and reported (Kiln plays no tones, makes no previews). */
+  toneOnEntryAndExit: boolean;
+  roomJoinVideoOff: boolean;
+  userJoinVideoOff: boolean;
+  enableRoomPreviews: boolean;
+  prioritizeHandraise: boolean;
+  syncAudioVideo: boolean;
+  /** URL of the image shown while the room is locked. Default ''. */
+  lockedCover: string;
 }
 
 export function defaultRoomSettings(): RoomSettings {
-  return { maxMembers: 20, locked: false, joinFrom: null, joinUntil: null, removeAt: null, removeAfterSecondsElapsed: null, recordOnStart: false };
+  return {
+    displayName: null, maxMembers: 20, quality: '720p', fps: 20, layout: 'grid-responsive', locked: false,
+    joinFrom: null, joinUntil: null, removeAt: null, removeAfterSecondsElapsed: null, recordOnStart: false,
+    toneOnEntryAndExit: true, roomJoinVideoOff: false, userJoinVideoOff: false, enableRoomPreviews: false,
+    prioritizeHandraise: false, syncAudioVideo: true, lockedCover: '',
+  };
+}
+
+const isoOrNull = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** Settings as stored (JSON: dates as ISO strings). */
+export function roomSettingsToJson(s: RoomSettings): Record<string, unknown> {
+  return { ...s, joinFrom: isoOrNull(s.joinFrom), joinUntil: isoOrNull(s.joinUntil), removeAt: isoOrNull(s.removeAt) };
+}
+
+/** Settings from their stored JSON; what is missing or of the wrong type takes its default. */
+export function roomSettingsFromJson(json: Record<string, unknown>): RoomSettings {
+  const d = defaultRoomSettings();
+  const date = (v: unknown) => (typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v) : null);
+  const bool = (v: unknown, fallback: boolean) => (typeof v === 'boolean' ? v : fallback);
+  return {
+    displayName: typeof json.displayName === 'string' ? json.displayName : null,
+    maxMembers: typeof json.maxMembers === 'number' ? json.maxMembers : d.maxMembers,
+    quality: json.quality === '1080p' ? '1080p' : d.quality,
+    fps: json.fps === 30 ? 30 : d.fps,
+    layout: typeof json.layout === 'string' ? json.layout : d.layout,
+    locked: bool(json.locked, d.locked),
+    joinFrom: date(json.joinFrom),
+    joinUntil: date(json.joinUntil),
+    removeAt: date(json.removeAt),
+    removeAfterSecondsElapsed: typeof json.removeAfterSecondsElapsed === 'number' ? json.removeAfterSecondsElapsed : null,
+    recordOnStart: bool(json.recordOnStart, d.recordOnStart),
+    toneOnEntryAndExit: bool(json.toneOnEntryAndExit, d.toneOnEntryAndExit),
+    roomJoinVideoOff: bool(json.roomJoinVideoOff, d.roomJoinVideoOff),
+    userJoinVideoOff: bool(json.userJoinVideoOff, d.userJoinVideoOff),
+    enableRoomPreviews: bool(json.enableRoomPreviews, d.enableRoomPreviews),
+    prioritizeHandraise: bool(json.prioritizeHandraise, d.prioritizeHandraise),
+    syncAudioVideo: bool(json.syncAudioVideo, d.syncAudioVideo),
+    lockedCover: typeof json.lockedCover === 'string' ? json.lockedCover : d.lockedCover,
+  };
 }
 
 /** OpenVidu 1.x session properties (seed 004, POST /api/sessions). */
@@ -102,6 +158,8 @@ export interface PublishedStream {
 
 export interface ParticipantOptions {
   id: string;
+  /** The member's name: a SignalWire token's user_name, else the token data, client data or id. */
+  name: string;
   session: Session;
   role: ParticipantRole;
   /** Data the token carries (server side); ≤ 1000 chars. */
@@ -119,6 +177,7 @@ export interface ParticipantEvents {
 
 export class Participant extends EventEmitter<ParticipantEvents> {
   readonly id: string;
+  readonly name: string;
   /** The participant's own session (kind `participant`): its signaling connection. */
   readonly session: Session;
   readonly role: ParticipantRole;
@@ -135,6 +194,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   constructor(options: ParticipantOptions) {
     super();
     this.id = options.id;
+    this.name = options.name;
     this.session = options.session;
     this.role = options.role;
     this.serverData = options.serverData;

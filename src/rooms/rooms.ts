@@ -10,6 +10,8 @@ import {
   Participant,
   RoomSession,
   defaultRoomSettings,
+  roomSettingsFromJson,
+  roomSettingsToJson,
   uniqueAlnum,
   type LeaveReason,
   type OpenViduProperties,
@@ -17,11 +19,14 @@ import {
   type RoomSettings,
 } from '../core/room.ts';
 import { Session } from '../core/session.ts';
-import type { RoomMemberRecord, RoomSessionRecord, RoomTokenRecord, Store } from '../store/store.ts';
+import type { RoomMemberRecord, RoomRecord, RoomSessionRecord, RoomTokenRecord, Store } from '../store/store.ts';
+import type { GrantClaims, GrantSigner } from './grants.ts';
 
 export interface RoomsOptions {
   catalog: Catalog;
   store: Store;
+  /** Signs and checks SignalWire room tokens. */
+  grants: GrantSigner;
   /** KILN_PUBLIC_URL: OpenVidu session ids are its ws(s) form plus `/<name>`. */
   publicUrl: string;
   /** Where participants' streams live in the catalogue. */
@@ -49,6 +54,22 @@ export interface JoinClient {
   userAgent?: string;
 }
 
+/** How a token admits its member: who it is, and how its use is claimed and written. */
+interface Admission {
+  role: ParticipantRole;
+  /** OpenVidu token data (server data). */
+  data: string;
+  /** The member's name; '' for its id. */
+  name: string;
+  token: string;
+  /** Marks the token used in memory, at once (throws when it is already). */
+  claim: (at: Date) => void;
+  /** Writes the use to the store (throws when another node used it first). */
+  record: (at: Date) => Promise<unknown>;
+  removeAt?: Date;
+  removeAfterSeconds?: number;
+}
+
 /** Longest token data (seed 004: "Maximum 1000 chars"). */
 export const MAX_TOKEN_DATA = 1000;
 
@@ -58,24 +79,6 @@ const iso = (d: Date | undefined | null) => (d ? d.toISOString() : null);
 export function sessionName(sessionId: string): string {
   const path = sessionId.trim().split('?')[0];
   return path.slice(path.lastIndexOf('/') + 1);
-}
-
-function settingsJson(s: RoomSettings): Record<string, unknown> {
-  return { ...s, joinFrom: iso(s.joinFrom), joinUntil: iso(s.joinUntil), removeAt: iso(s.removeAt) };
-}
-
-function settingsOf(json: Record<string, unknown>): RoomSettings {
-  const d = defaultRoomSettings();
-  const date = (v: unknown) => (typeof v === 'string' ? new Date(v) : null);
-  return {
-    maxMembers: typeof json.maxMembers === 'number' ? json.maxMembers : d.maxMembers,
-    locked: json.locked === true,
-    joinFrom: date(json.joinFrom),
-    joinUntil: date(json.joinUntil),
-    removeAt: date(json.removeAt),
-    removeAfterSecondsElapsed: typeof json.removeAfterSecondsElapsed === 'number' ? json.removeAfterSecondsElapsed : null,
-    recordOnStart: json.recordOnStart === true,
-  };
 }
 
 export class Rooms {
@@ -119,7 +122,7 @@ export class Rooms {
         id: record.id,
         roomId: record.roomId,
         name: record.name,
-        settings: settingsOf(record.settings),
+        settings: roomSettingsFromJson(record.settings),
         openvidu: (record.openvidu ?? undefined) as OpenViduProperties | undefined,
         createdAt: new Date(record.createdAt),
       });
@@ -189,6 +192,8 @@ export class Rooms {
    */
   async join(sessionId: string, tokenValue: string, clientData: string, client: JoinClient, withSecret = false): Promise<{ roomSession: RoomSession; participant: Participant }> {
     this.#checkOpen();
+    const claims = this.#tokens.has(tokenValue) ? undefined : this.#options.grants.verify(tokenValue);
+    if (claims) return this.#joinWithGrant(sessionId, tokenValue, claims, clientData, client);
     let roomSession = this.find(sessionId);
     if (!roomSession && withSecret) roomSession = await this.#openNamed(sessionId);
     if (!roomSession) throw new KilnError('NOT_FOUND', `Session ${sessionId} does not exist`);
@@ -198,11 +203,70 @@ export class Rooms {
     }
     if (!token || token.roomSession !== roomSession) throw errors.unauthorized(`Token ${tokenValue} is not valid for session ${sessionId}`);
     if (token.usedAt) throw errors.unauthorized(`Token ${tokenValue} has been used already`);
+    const used = token;
+    return this.#admit(roomSession, {
+      role: used.role,
+      data: used.data,
+      name: used.data || clientData,
+      token: used.token,
+      claim: (at) => {
+        used.usedAt = at;
+      },
+      record: (at) => this.#store.useRoomToken(used.token, at.toISOString()),
+    }, clientData, client);
+  }
+
+  /** A SignalWire room token: joins its room's session in progress, or starts one. */
+  async #joinWithGrant(sessionId: string, tokenValue: string, claims: GrantClaims, clientData: string, client: JoinClient) {
+    if (sessionName(sessionId) !== claims.r) throw errors.unauthorized(`Token is not valid for session ${sessionId}: it joins the room ${claims.r}`);
+    const grant = await this.#store.getRoomGrant(claims.jti);
+    if (!grant) throw errors.unauthorized('Token is not valid');
+    if (grant.usedAt) throw errors.unauthorized('Token has been used already');
+    const room = await this.#store.getRoomByName(claims.r);
+    if (!room) throw new KilnError('NOT_FOUND', `Room ${claims.r} does not exist`);
+    const now = Date.now();
+    if (claims.jf !== undefined && now < claims.jf * 1000) throw errors.forbidden(`The token does not join before ${new Date(claims.jf * 1000).toISOString()}`);
+    if (claims.ju !== undefined && now >= claims.ju * 1000) throw errors.forbidden(`The token stopped joining at ${new Date(claims.ju * 1000).toISOString()}`);
+    this.#checkOpen();
+    let roomSession = this.find(claims.r);
+    if (roomSession && roomSession.roomId !== room.id) throw errors.forbidden(`Another session is named ${claims.r}`);
+    roomSession ??= await this.#openRoom(room);
+    let claimed = false;
+    return this.#admit(roomSession, {
+      role: grant.role as ParticipantRole,
+      data: '',
+      name: grant.userName,
+      token: tokenValue,
+      claim: () => {
+        if (claimed) throw errors.unauthorized('Token has been used already');
+        claimed = true;
+      },
+      record: async (at) => {
+        if (!(await this.#store.useRoomGrant(claims.jti, at.toISOString()))) throw errors.unauthorized('Token has been used already');
+      },
+      removeAt: claims.rat !== undefined ? new Date(claims.rat * 1000) : undefined,
+      removeAfterSeconds: claims.rse,
+    }, clientData, client);
+  }
+
+  /** The room session of a SignalWire room, started for its first member. */
+  async #openRoom(room: RoomRecord): Promise<RoomSession> {
+    const rs = new RoomSession({ roomId: room.id, name: room.name, settings: roomSettingsFromJson(room.settings), openvidu: undefined });
+    this.#adopt(rs);
+    return rs;
+  }
+
+  /**
+   * Admits a member once its token holds: the room's settings decide, then the participant and its
+   * session are made and the join is written (token use, room session start, member).
+   */
+  async #admit(roomSession: RoomSession, pass: Admission, clientData: string, client: JoinClient): Promise<{ roomSession: RoomSession; participant: Participant }> {
     const now = new Date();
     const refusal = roomSession.refusal(now);
     if (refusal) throw errors.forbidden(refusal);
-    token.usedAt = now;
+    pass.claim(now);
     const id = uniqueAlnum(16, roomSession.participants);
+    const name = pass.name || id;
     const session = new Session({
       ...client,
       kind: 'participant',
@@ -210,10 +274,10 @@ export class Rooms {
       vhost: this.#options.vhost,
       app: this.#options.app,
       stream: '',
-      user: id,
+      user: name,
       roomSession: roomSession.id,
     });
-    const participant = new Participant({ id, session, role: token.role, serverData: token.data, clientData, token: token.token });
+    const participant = new Participant({ id, name, session, role: pass.role, serverData: pass.data, clientData, token: pass.token });
     // A kick of the participant's session (an API DELETE) evicts it.
     session.setTeardown((reason) => participant.leave(reason === 'kicked' ? 'evicted' : reason === 'timed-out' ? 'network-lost' : 'disconnect'));
     this.#options.catalog.addSession(session);
@@ -222,15 +286,54 @@ export class Rooms {
     roomSession.add(participant);
     session.activate();
     participant.once('left', (reason) => this.#onLeft(roomSession, participant, reason));
-    this.#scheduleRemoval(roomSession, participant);
+    this.#scheduleRemoval(roomSession, participant, pass);
+    let failure: unknown;
     await this.#write(async () => {
-      await this.#store.useRoomToken(token.token, now.toISOString());
+      try {
+        await pass.record(now);
+      } catch (err) {
+        failure = err;
+        return;
+      }
       if (!wasStarted) await this.#store.putRoomSession(this.#record(roomSession));
       await this.#store.putRoomMember(this.#memberRecord(roomSession, participant));
     });
+    if (failure) {
+      participant.leave('disconnect');
+      throw failure;
+    }
     // Removed while its join was written (the room ended, a removal fell due): no member to answer for.
     if (participant.left) throw new KilnError('NOT_FOUND', `The participant left the session while joining (${participant.leaveReason})`);
     return { roomSession, participant };
+  }
+
+  /**
+   * Writes a SignalWire room (created or updated). A session of it in progress takes the new
+   * settings at once (a room locked now refuses the next join).
+   */
+  async putRoom(record: RoomRecord): Promise<void> {
+    this.#checkOpen();
+    const open = this.find(record.name);
+    if (open && open.roomId !== record.id) throw new KilnError('CONFLICT', `A session named ${record.name} is open`);
+    await this.#store.putRoom(record);
+    for (const rs of this.#open.values()) if (rs.roomId === record.id) Object.assign(rs.settings, roomSettingsFromJson(record.settings));
+  }
+
+  /** Deletes a room; its session in progress ends (members removed). False when there was none. */
+  async deleteRoom(id: string): Promise<boolean> {
+    for (const rs of [...this.#open.values()]) if (rs.roomId === id) rs.end('session-ended');
+    return this.#store.deleteRoom(id);
+  }
+
+  /** A SignalWire room token for `room`, recorded for its single use. */
+  async grant(room: RoomRecord, claims: Omit<GrantClaims, 'jti' | 'iat' | 'r'>, role: ParticipantRole): Promise<string> {
+    this.#checkOpen();
+    const { token, claims: full } = this.#options.grants.issue({ ...claims, r: room.name });
+    await this.#store.putRoomGrant({
+      token: full.jti, roomId: room.id, userName: full.u, role, permissions: full.s,
+      createdAt: new Date(full.iat * 1000).toISOString(), expiresAt: new Date(full.ju !== undefined ? full.ju * 1000 : 8.64e15).toISOString(), usedAt: null,
+    });
+    return token;
   }
 
   /** A participant of an open room session, by id. */
@@ -255,17 +358,22 @@ export class Rooms {
     }
   }
 
-  /** `remove_at` and `remove_after_seconds_elapsed`: the participant leaves when its time is up. */
-  #scheduleRemoval(roomSession: RoomSession, participant: Participant): void {
+  /**
+   * `remove_at` and `remove_after_seconds_elapsed` (the room's, and the member's token's): the
+   * participant leaves when the first of its times is up.
+   */
+  #scheduleRemoval(roomSession: RoomSession, participant: Participant, own: { removeAt?: Date; removeAfterSeconds?: number } = {}): void {
     const s = roomSession.settings;
     const deadlines: number[] = [];
     if (s.removeAt) deadlines.push(s.removeAt.getTime());
     if (s.removeAfterSecondsElapsed !== null) deadlines.push(participant.joinedAt.getTime() + s.removeAfterSecondsElapsed * 1000);
+    if (own.removeAt) deadlines.push(own.removeAt.getTime());
+    if (own.removeAfterSeconds !== undefined) deadlines.push(participant.joinedAt.getTime() + own.removeAfterSeconds * 1000);
     if (deadlines.length === 0) return;
     const delay = Math.max(0, Math.min(...deadlines) - Date.now());
     // setTimeout holds at most 2^31-1 ms; longer waits re-arm.
     const timer = setTimeout(() => {
-      if (Math.min(...deadlines) > Date.now()) return this.#scheduleRemoval(roomSession, participant);
+      if (Math.min(...deadlines) > Date.now()) return this.#scheduleRemoval(roomSession, participant, own);
       participant.leave('removed-by-room');
     }, Math.min(delay, 2 ** 31 - 1));
     timer.unref();
@@ -304,7 +412,7 @@ export class Rooms {
       id: rs.id,
       roomId: rs.roomId,
       name: rs.name,
-      settings: settingsJson(rs.settings),
+      settings: roomSettingsToJson(rs.settings),
       openvidu: rs.openvidu ? { ...rs.openvidu } : null,
       status: rs.status,
       createdAt: rs.createdAt.toISOString(),
@@ -319,6 +427,7 @@ export class Rooms {
     return {
       id: p.id,
       roomSessionId: rs.id,
+      name: p.name,
       role: p.role,
       serverData: p.serverData,
       clientData: p.clientData,

@@ -32,10 +32,60 @@ export interface RoomSessionRecord {
   endReason: string | null;
 }
 
+/** A room (SignalWire): a named, configured conference space; dates are ISO 8601 strings. */
+export interface RoomRecord {
+  id: string;
+  /** Unique among rooms. */
+  name: string;
+  /** The room's settings (JSON object, the same shape room sessions copy). */
+  settings: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A position in a newest-first listing: (created_at, id) of a row. */
+export interface ListCursor {
+  createdAt: string;
+  id: string;
+}
+
+/** One page of a newest-first listing: rows older than `before`, or newer than `after`. */
+export interface PageQuery {
+  before?: ListCursor;
+  /** Rows newer than this (the previous page); still returned newest first. */
+  after?: ListCursor;
+  limit: number;
+}
+
+/** Which room sessions a listing wants (SignalWire's filters). */
+export interface RoomSessionQuery extends PageQuery {
+  roomId?: string;
+  /** Exact name. */
+  name?: string;
+  /** Substring of the name. */
+  nameContains?: string;
+  status?: 'in-progress' | 'completed';
+}
+
+/** A SignalWire room token: joins the room's session in progress, or starts one. */
+export interface RoomGrantRecord {
+  token: string;
+  roomId: string;
+  userName: string;
+  /** The OpenVidu role the permissions amount to. */
+  role: string;
+  permissions: string[];
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+}
+
 /** One participant's stay in a room session. */
 export interface RoomMemberRecord {
   id: string;
   roomSessionId: string;
+  /** The member's name (a SignalWire token's user_name; else the token data or client data). */
+  name: string;
   role: string;
   /** The token's data. */
   serverData: string;
@@ -83,6 +133,22 @@ export interface Store {
    * session and for members still in, with `reason`. Returns how many sessions it completed.
    */
   completeInProgressRoomSessions(endTime: string, reason: string): Promise<number>;
+  /** Inserts or replaces a room; CONFLICT (a KilnError) when another room has its name. */
+  putRoom(record: RoomRecord): Promise<void>;
+  getRoom(id: string): Promise<RoomRecord | undefined>;
+  getRoomByName(name: string): Promise<RoomRecord | undefined>;
+  /** Rooms newest first, one page. */
+  listRooms(query: PageQuery): Promise<RoomRecord[]>;
+  /** False when there was no such room. */
+  deleteRoom(id: string): Promise<boolean>;
+  /** Room sessions newest first (created_at, then id), filtered, one page. */
+  listRoomSessions(query: RoomSessionQuery): Promise<RoomSessionRecord[]>;
+  /** Seconds members spent in each of these room sessions (members still in count until `now`). */
+  memberSeconds(roomSessionIds: string[], now: string): Promise<Map<string, number>>;
+  putRoomGrant(record: RoomGrantRecord): Promise<void>;
+  getRoomGrant(token: string): Promise<RoomGrantRecord | undefined>;
+  /** Marks a grant used; false when it was used already or does not exist (single use, atomic). */
+  useRoomGrant(token: string, at: string): Promise<boolean>;
   /** Releases the database; idempotent. */
   close(): Promise<void>;
 }

@@ -118,7 +118,7 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
     assert.equal(pull.attributes.protocol, 'rtsp');
     assert.equal(pull.attributes.stream, 'cctv');
     assert.equal(participant.attributes.protocol, 'openvidu');
-    assert.equal(participant.attributes.user, alice.connectionId);
+    assert.equal(participant.attributes.user, 'alice', 'the participant name: its token data');
     assert.equal(participant.attributes.room_session, roomPublisher.attributes.room_session);
     assert.match(participant.attributes.room_session, /^[0-9a-f-]{36}$/);
     assert.equal(publisher.attributes.room_session, null);

@@ -47,7 +47,7 @@ test('the public URL follows the signaling port and TLS unless it is set', () =>
 
 test('room settings: defaults, and the room WebSocket path is no app name', () => {
   const c = loadConfig({ KILN_CONFIG: join(import.meta.dirname, '../../kiln.example.jsonc') });
-  assert.deepEqual(c.rooms, { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10000 });
+  assert.deepEqual(c.rooms, { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10000, pricePerMemberMinute: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
   const write = (name: string, text: string) => {
     writeFileSync(join(dir, name), text);
@@ -56,6 +56,8 @@ test('room settings: defaults, and the room WebSocket path is no app name', () =
   assert.throws(() => loadConfig({ KILN_CONFIG: write('a.jsonc', '{"rooms": {"app": "room"}}') }), /rooms\.app cannot be "room"/);
   assert.throws(() => loadConfig({ KILN_CONFIG: write('b.jsonc', '{"rooms": {"app": ".."}}') }), /rooms\.app/);
   assert.throws(() => loadConfig({ KILN_CONFIG: write('c.jsonc', '{"rooms": {"pingTimeoutMs": 0}}') }), /rooms\.pingTimeoutMs must be a positive integer/);
+  assert.throws(() => loadConfig({ KILN_CONFIG: write('p.jsonc', '{"rooms": {"pricePerMemberMinute": -1}}') }), /rooms\.pricePerMemberMinute must be a number/);
+  assert.equal(loadConfig({ KILN_CONFIG: write('q.jsonc', '{"rooms": {"pricePerMemberMinute": 0.004}}') }).rooms.pricePerMemberMinute, 0.004);
   assert.throws(() => loadConfig({ KILN_CONFIG: write('d.jsonc', '{"vhosts": [{"name": "default", "apps": [{"name": "room"}]}]}') }), /path of the room WebSocket/);
   assert.equal(loadConfig({ KILN_CONFIG: write('e.jsonc', '{"rooms": {"app": "meet", "emptyTimeoutMs": 100}}') }).rooms.app, 'meet');
 });

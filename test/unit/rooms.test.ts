@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { GrantSigner } from '../../src/rooms/grants.ts';
 /**
  * Room sessions, tokens and participants without media: single-use tokens, the room's settings
  * (max_members, locked, join_from/join_until, remove_at, remove_after_seconds_elapsed), the end of
@@ -26,7 +28,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'kiln-rooms-'));
   store = new SqliteStore(dir);
   catalog = new Catalog([{ name: 'default', apps: [{ name: 'rooms', playbackRequiresToken: false }] }]);
-  rooms = new Rooms({ catalog, store, publicUrl: 'https://media.example.com:8443', vhost: 'default', app: 'rooms', emptyTimeoutMs: 100, logger: pino({ level: 'silent' }) });
+  rooms = new Rooms({ catalog, store, grants: new GrantSigner(randomBytes(32)), publicUrl: 'https://media.example.com:8443', vhost: 'default', app: 'rooms', emptyTimeoutMs: 100, logger: pino({ level: 'silent' }) });
 });
 afterEach(async () => {
   await rooms.close();
@@ -143,7 +145,7 @@ describe('history', () => {
     const token = await rooms.createToken(waiting, 'PUBLISHER', 'kept');
     // A crash: the store is left as it was, with no close.
     const lastAlive = new Date();
-    const restarted = new Rooms({ catalog, store, publicUrl: 'http://localhost:3333', vhost: 'default', app: 'rooms', logger: pino({ level: 'silent' }) });
+    const restarted = new Rooms({ catalog, store, grants: new GrantSigner(randomBytes(32)), publicUrl: 'http://localhost:3333', vhost: 'default', app: 'rooms', logger: pino({ level: 'silent' }) });
     await restarted.restore(lastAlive);
     const record = await store.getRoomSession(live.id);
     assert.equal(record?.status, 'completed');

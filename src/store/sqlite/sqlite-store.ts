@@ -5,7 +5,18 @@
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PullStreamRecord, RoomMemberRecord, RoomSessionRecord, RoomTokenRecord, Store } from '../store.ts';
+import { KilnError } from '../../core/errors.ts';
+import type {
+  PageQuery,
+  PullStreamRecord,
+  RoomGrantRecord,
+  RoomMemberRecord,
+  RoomRecord,
+  RoomSessionQuery,
+  RoomSessionRecord,
+  RoomTokenRecord,
+  Store,
+} from '../store.ts';
 
 /** Schema migrations, applied in order; each runs once (tracked by PRAGMA user_version). */
 const MIGRATIONS: string[] = [
@@ -27,6 +38,17 @@ const MIGRATIONS: string[] = [
      token TEXT PRIMARY KEY, room_session_id TEXT NOT NULL, role TEXT NOT NULL, data TEXT NOT NULL,
      created_at TEXT NOT NULL, used_at TEXT);
    CREATE INDEX room_tokens_session ON room_tokens (room_session_id)`,
+  `CREATE TABLE rooms (
+     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, settings TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+   CREATE INDEX rooms_order ON rooms (created_at, id);
+   CREATE INDEX room_sessions_order ON room_sessions (created_at, id);
+   CREATE INDEX room_sessions_room ON room_sessions (room_id, created_at, id);
+   CREATE INDEX room_sessions_name ON room_sessions (name, created_at, id);
+   CREATE INDEX room_sessions_status_order ON room_sessions (status, created_at, id);
+   ALTER TABLE room_members ADD COLUMN name TEXT NOT NULL DEFAULT '';
+   CREATE TABLE room_grants (
+     token TEXT PRIMARY KEY, room_id TEXT NOT NULL, user_name TEXT NOT NULL, role TEXT NOT NULL, permissions TEXT NOT NULL,
+     created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT)`,
 ];
 
 interface RoomSessionRow {
@@ -41,6 +63,27 @@ function roomSessionOf(r: RoomSessionRow): RoomSessionRecord {
     startTime: r.start_time, endTime: r.end_time, endReason: r.end_reason,
   };
 }
+
+/** The WHERE and ORDER BY of a newest-first page over (created_at, id). */
+function pageClause(q: PageQuery, where: string[], params: (string | number)[]): string {
+  if (q.before) {
+    where.push('(created_at, id) < (?, ?)');
+    params.push(q.before.createdAt, q.before.id);
+  }
+  if (q.after) {
+    where.push('(created_at, id) > (?, ?)');
+    params.push(q.after.createdAt, q.after.id);
+  }
+  const order = q.after ? 'ASC' : 'DESC';
+  params.push(q.limit);
+  return `${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at ${order}, id ${order} LIMIT ?`;
+}
+
+/** A LIKE pattern matching `s` anywhere, with `\` escaping LIKE's own characters. */
+const containing = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+interface RoomRow { id: string; name: string; settings: string; created_at: string; updated_at: string }
+const roomOf = (r: RoomRow): RoomRecord => ({ id: r.id, name: r.name, settings: JSON.parse(r.settings), createdAt: r.created_at, updatedAt: r.updated_at });
 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
@@ -117,18 +160,18 @@ export class SqliteStore implements Store {
 
   async putRoomMember(m: RoomMemberRecord): Promise<void> {
     this.#db
-      .prepare(`INSERT OR REPLACE INTO room_members (id, room_session_id, role, server_data, client_data, remote_address, joined_at, left_at, leave_reason)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(m.id, m.roomSessionId, m.role, m.serverData, m.clientData, m.remoteAddress, m.joinedAt, m.leftAt, m.leaveReason);
+      .prepare(`INSERT OR REPLACE INTO room_members (id, room_session_id, name, role, server_data, client_data, remote_address, joined_at, left_at, leave_reason)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(m.id, m.roomSessionId, m.name, m.role, m.serverData, m.clientData, m.remoteAddress, m.joinedAt, m.leftAt, m.leaveReason);
   }
 
   async listRoomMembers(roomSessionId: string): Promise<RoomMemberRecord[]> {
-    const rows = this.#db.prepare('SELECT * FROM room_members WHERE room_session_id = ? ORDER BY joined_at').all(roomSessionId) as {
-      id: string; room_session_id: string; role: string; server_data: string; client_data: string; remote_address: string;
+    const rows = this.#db.prepare('SELECT * FROM room_members WHERE room_session_id = ? ORDER BY joined_at, id').all(roomSessionId) as {
+      id: string; room_session_id: string; name: string; role: string; server_data: string; client_data: string; remote_address: string;
       joined_at: string; left_at: string | null; leave_reason: string | null;
     }[];
     return rows.map((r) => ({
-      id: r.id, roomSessionId: r.room_session_id, role: r.role, serverData: r.server_data, clientData: r.client_data,
+      id: r.id, roomSessionId: r.room_session_id, name: r.name, role: r.role, serverData: r.server_data, clientData: r.client_data,
       remoteAddress: r.remote_address, joinedAt: r.joined_at, leftAt: r.left_at, leaveReason: r.leave_reason,
     }));
   }
@@ -166,6 +209,82 @@ export class SqliteStore implements Store {
       this.#db.exec('ROLLBACK');
       throw err;
     }
+  }
+
+  async putRoom(r: RoomRecord): Promise<void> {
+    const other = this.#db.prepare('SELECT id FROM rooms WHERE name = ? AND id <> ?').get(r.name, r.id);
+    if (other) throw new KilnError('CONFLICT', `A room named ${r.name} already exists`);
+    this.#db.prepare('INSERT OR REPLACE INTO rooms (id, name, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+      .run(r.id, r.name, JSON.stringify(r.settings), r.createdAt, r.updatedAt);
+  }
+
+  async getRoom(id: string): Promise<RoomRecord | undefined> {
+    const row = this.#db.prepare('SELECT * FROM rooms WHERE id = ?').get(id) as RoomRow | undefined;
+    return row && roomOf(row);
+  }
+
+  async getRoomByName(name: string): Promise<RoomRecord | undefined> {
+    const row = this.#db.prepare('SELECT * FROM rooms WHERE name = ?').get(name) as RoomRow | undefined;
+    return row && roomOf(row);
+  }
+
+  async listRooms(q: PageQuery): Promise<RoomRecord[]> {
+    const params: (string | number)[] = [];
+    const rows = this.#db.prepare(`SELECT * FROM rooms ${pageClause(q, [], params)}`).all(...params) as unknown as RoomRow[];
+    return (q.after ? rows.reverse() : rows).map(roomOf);
+  }
+
+  async deleteRoom(id: string): Promise<boolean> {
+    return Number(this.#db.prepare('DELETE FROM rooms WHERE id = ?').run(id).changes) === 1;
+  }
+
+  async listRoomSessions(q: RoomSessionQuery): Promise<RoomSessionRecord[]> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (q.roomId !== undefined) {
+      where.push('room_id = ?');
+      params.push(q.roomId);
+    }
+    if (q.name !== undefined) {
+      where.push('name = ?');
+      params.push(q.name);
+    }
+    if (q.nameContains !== undefined) {
+      where.push(`name LIKE ? ESCAPE '\\'`);
+      params.push(containing(q.nameContains));
+    }
+    if (q.status !== undefined) {
+      where.push('status = ?');
+      params.push(q.status);
+    }
+    const rows = this.#db.prepare(`SELECT * FROM room_sessions ${pageClause(q, where, params)}`).all(...params) as unknown as RoomSessionRow[];
+    return (q.after ? rows.reverse() : rows).map(roomSessionOf);
+  }
+
+  async memberSeconds(roomSessionIds: string[], now: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (roomSessionIds.length === 0) return out;
+    const rows = this.#db.prepare(`SELECT room_session_id AS id, SUM((julianday(coalesce(left_at, ?)) - julianday(joined_at)) * 86400) AS seconds
+      FROM room_members WHERE room_session_id IN (${roomSessionIds.map(() => '?').join(',')}) GROUP BY room_session_id`)
+      .all(now, ...roomSessionIds) as { id: string; seconds: number }[];
+    for (const r of rows) out.set(r.id, Math.max(0, r.seconds));
+    return out;
+  }
+
+  async putRoomGrant(g: RoomGrantRecord): Promise<void> {
+    this.#db.prepare(`INSERT OR REPLACE INTO room_grants (token, room_id, user_name, role, permissions, created_at, expires_at, used_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(g.token, g.roomId, g.userName, g.role, JSON.stringify(g.permissions), g.createdAt, g.expiresAt, g.usedAt);
+  }
+
+  async getRoomGrant(token: string): Promise<RoomGrantRecord | undefined> {
+    const r = this.#db.prepare('SELECT * FROM room_grants WHERE token = ?').get(token) as {
+      token: string; room_id: string; user_name: string; role: string; permissions: string; created_at: string; expires_at: string; used_at: string | null;
+    } | undefined;
+    return r && { token: r.token, roomId: r.room_id, userName: r.user_name, role: r.role, permissions: JSON.parse(r.permissions), createdAt: r.created_at, expiresAt: r.expires_at, usedAt: r.used_at };
+  }
+
+  async useRoomGrant(token: string, at: string): Promise<boolean> {
+    return Number(this.#db.prepare('UPDATE room_grants SET used_at = ? WHERE token = ? AND used_at IS NULL').run(at, token).changes) === 1;
   }
 
   async close(): Promise<void> {
