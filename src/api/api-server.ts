@@ -20,6 +20,7 @@ import { renderMetrics, type Metrics } from './metrics.ts';
 import { omeOpenApi } from './ome/openapi.ts';
 import { openViduOpenApi } from './openvidu/openapi.ts';
 import { maxScaleOpenApi } from './maxscale/openapi.ts';
+import { signalWireOpenApi } from './signalwire/openapi.ts';
 
 export interface ApiServerOptions {
   host: string;
@@ -48,11 +49,12 @@ function controlApiDocument(): object {
   const ome = omeOpenApi() as { info: object; components: { schemas: object }; paths: object };
   const openvidu = openViduOpenApi();
   const maxscale = maxScaleOpenApi();
+  const signalwire = signalWireOpenApi();
   return {
     ...ome,
-    info: { title: 'Kiln control API: OvenMediaEngine REST v1, MaxScale REST and OpenVidu 1.x dialects', version: '1.0.0' },
-    components: { ...ome.components, schemas: { ...ome.components.schemas, ...maxscale.schemas, ...openvidu.schemas } },
-    paths: { ...ome.paths, ...maxscale.paths, ...openvidu.paths },
+    info: { title: 'Kiln control API: OvenMediaEngine REST v1, MaxScale REST, OpenVidu 1.x and SignalWire Video dialects', version: '1.0.0' },
+    components: { ...ome.components, schemas: { ...ome.components.schemas, ...maxscale.schemas, ...openvidu.schemas, ...signalwire.schemas } },
+    paths: { ...ome.paths, ...maxscale.paths, ...openvidu.paths, ...signalwire.paths },
   };
 }
 

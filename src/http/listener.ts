@@ -25,7 +25,8 @@ export function createListener(options: ListenerOptions): FastifyInstance {
     keepAliveTimeout: 5_000,
     routerOptions: { maxParamLength: 256 },
     // Request-level logs are at info: keep the listener's own logger at warn.
-    loggerInstance: options.logger.child({ listener: options.name }, { level: 'warn' }),
+    // (A quieter parent, e.g. silent in tests, stays quieter.)
+    loggerInstance: options.logger.child({ listener: options.name }, { level: options.logger.levelVal > 40 ? options.logger.level : 'warn' }),
   }) as unknown as FastifyInstance;
 }
 

@@ -217,6 +217,16 @@ async function waitForStatus(id: string, status: string): Promise<any> {
   throw new Error(`room session ${id} never became ${status}`);
 }
 
+describe('the OpenAPI document', () => {
+  test('describes the SignalWire endpoints', async () => {
+    const doc = await (await fetch(`${api}/openapi.json`)).json();
+    for (const path of ['/api/video/rooms', '/api/video/rooms/{id}', '/api/video/room_sessions', '/api/video/room_sessions/{id}', '/api/video/room_sessions/{id}/members', '/api/video/room_tokens']) {
+      assert.ok(doc.paths[path], path);
+    }
+    assert.deepEqual(Object.keys(doc.paths['/api/video/room_sessions'].get.responses).sort(), ['200', '400', '401', '422', '500']);
+  });
+});
+
 describe('GET /room_sessions', () => {
   test('filters: room_id, room_name (exact), room_name_matches (substring), status', async () => {
     const { id: ovSession } = await (await fetch(`${api}/api/sessions`, { method: 'POST', headers: { authorization: basic('OPENVIDUAPP', 'pw') } })).json() as { id: string };
@@ -298,5 +308,15 @@ describe('GET /room_sessions', () => {
     const second = (await list(new URL(first.links.next).search)).json;
     const back = (await list(new URL(second.links.prev).search)).json;
     assert.deepEqual(back.data.map((s: any) => s.id), first.data.map((s: any) => s.id));
+  });
+});
+
+describe('a store that fails', () => {
+  test('is a 500 in SignalWire\'s shape, without a stack trace, and the server keeps answering', async () => {
+    await node.kiln.store!.close();
+    const res = await list('');
+    assert.deepEqual(res, { status: 500, json: { error: 'Internal Server Error' } });
+    assert.deepEqual(await sw('GET', `/room_sessions/${randomUUID()}`), { status: 500, json: { error: 'Internal Server Error' } });
+    assert.equal((await fetch(`${api}/healthz`)).status, 200);
   });
 });
