@@ -230,20 +230,19 @@ export class Rooms {
     this.#checkOpen();
     let roomSession = this.find(claims.r);
     if (roomSession && roomSession.roomId !== room.id) throw errors.forbidden(`Another session is named ${claims.r}`);
-    roomSession ??= await this.#openRoom(room);
-    let claimed = false;
+    // The room's own rules first (a refused join keeps its token), then the token is spent in the
+    // store, atomically, before anyone sees the member: two joins with one token, one member.
+    const refusal = roomSession?.refusal(new Date());
+    if (refusal) throw errors.forbidden(refusal);
+    if (!(await this.#store.useRoomGrant(claims.jti, new Date().toISOString()))) throw errors.unauthorized('Token has been used already');
+    roomSession = this.find(claims.r) ?? await this.#openRoom(room);
     return this.#admit(roomSession, {
       role: grant.role as ParticipantRole,
       data: '',
       name: grant.userName,
       token: tokenValue,
-      claim: () => {
-        if (claimed) throw errors.unauthorized('Token has been used already');
-        claimed = true;
-      },
-      record: async (at) => {
-        if (!(await this.#store.useRoomGrant(claims.jti, at.toISOString()))) throw errors.unauthorized('Token has been used already');
-      },
+      claim: () => {},
+      record: async () => {},
       removeAt: claims.rat !== undefined ? new Date(claims.rat * 1000) : undefined,
       removeAfterSeconds: claims.rse,
     }, clientData, client);
@@ -314,7 +313,10 @@ export class Rooms {
   async putRoom(record: RoomRecord): Promise<void> {
     this.#checkOpen();
     const open = this.find(record.name);
-    if (open && open.roomId !== record.id) throw new KilnError('CONFLICT', `A session named ${record.name} is open`);
+    if (open && open.roomId !== record.id) throw errors.invalidParameter('name', `A session named ${record.name} is open`, 'value_not_unique');
+    for (const rs of this.#open.values()) {
+      if (rs.roomId === record.id && rs.name !== record.name) throw errors.invalidParameter('name', 'The room cannot be renamed while a session of it is in progress');
+    }
     await this.#store.putRoom(record);
     for (const rs of this.#open.values()) if (rs.roomId === record.id) Object.assign(rs.settings, roomSettingsFromJson(record.settings));
   }

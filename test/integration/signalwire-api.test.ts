@@ -186,6 +186,22 @@ describe('room tokens join through the room signaling; the settings hold', () =>
     again.close();
   });
 
+  test('one token, two joins at once: one member; a room in session keeps its name', async () => {
+    await sw('POST', '/rooms', { name: 'race' });
+    const token = await roomToken({ room_name: 'race' });
+    const results = await Promise.allSettled([join('race', token), join('race', token)]);
+    assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    const rs = (await list('?room_name=race')).json.data[0];
+    assert.equal((await sw('GET', `/room_sessions/${rs.id}/members`)).json.data.length, 1);
+    assert422(await sw('PUT', '/rooms/race', { name: 'renamed' }), 'name', 'rename during a session');
+    // A refused join keeps its token: full room, then a free seat.
+    await sw('PUT', '/rooms/race', { max_members: 1 });
+    const waiting = await roomToken({ room_name: 'race' });
+    await assert.rejects(join('race', waiting), (err: RpcCallError) => /full/.test(err.message));
+    await sw('PUT', '/rooms/race', { max_members: 2 });
+    await join('race', waiting);
+  });
+
   test('max_members 2 refuses a third join; locked refuses joins', async () => {
     await sw('POST', '/rooms', { name: 'pair', max_members: 2 });
     await join('pair', await roomToken({ room_name: 'pair' }));
