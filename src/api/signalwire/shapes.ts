@@ -4,7 +4,7 @@
  * records.
  */
 import { createHash } from 'node:crypto';
-import { roomSettingsFromJson } from '../../core/room.ts';
+import { roomSettingsFromJson, type RoomSettings } from '../../core/room.ts';
 import type { RoomMemberRecord, RoomRecord, RoomSessionRecord } from '../../store/store.ts';
 
 /** ISO 8601 UTC to the second, as SignalWire writes times. */
@@ -21,17 +21,12 @@ export function costOf(seconds: number, pricePerMinute: number): number {
   return pricePerMinute > 0 ? Math.round((seconds / 60) * pricePerMinute * 10_000) / 10_000 : 0;
 }
 
-export function roomJson(r: RoomRecord): Record<string, unknown> {
-  const s = roomSettingsFromJson(r.settings);
-  const extra = r.settings;
+/** The settings a Room and a RoomSession both show, under SignalWire's names. */
+function settingFields(s: RoomSettings, name: string): Record<string, unknown> {
   return {
-    id: r.id,
-    name: r.name,
-    display_name: s.displayName ?? r.name,
-    description: typeof extra.description === 'string' ? extra.description : null,
+    display_name: s.displayName ?? name,
     max_members: s.maxMembers,
     quality: s.quality,
-    fps: s.fps,
     join_from: isoSeconds(s.joinFrom),
     join_until: isoSeconds(s.joinUntil),
     remove_at: isoSeconds(s.removeAt),
@@ -41,12 +36,24 @@ export function roomJson(r: RoomRecord): Record<string, unknown> {
     tone_on_entry_and_exit: s.toneOnEntryAndExit,
     room_join_video_off: s.roomJoinVideoOff,
     user_join_video_off: s.userJoinVideoOff,
-    enable_room_previews: s.enableRoomPreviews,
-    sync_audio_video: s.syncAudioVideo,
-    meta: extra.meta && typeof extra.meta === 'object' ? extra.meta : {},
-    prioritize_handraise: s.prioritizeHandraise,
     locked: s.locked,
+    prioritize_handraise: s.prioritizeHandraise,
+    sync_audio_video: s.syncAudioVideo,
+    enable_room_previews: s.enableRoomPreviews,
     locked_cover: s.lockedCover,
+  };
+}
+
+export function roomJson(r: RoomRecord): Record<string, unknown> {
+  const s = roomSettingsFromJson(r.settings);
+  const extra = r.settings;
+  return {
+    id: r.id,
+    name: r.name,
+    ...settingFields(s, r.name),
+    description: typeof extra.description === 'string' ? extra.description : null,
+    fps: s.fps,
+    meta: extra.meta && typeof extra.meta === 'object' ? extra.meta : {},
     created_at: isoSeconds(r.createdAt),
     updated_at: isoSeconds(r.updatedAt),
   };
@@ -59,21 +66,9 @@ export function roomSessionJson(r: RoomSessionRecord, memberSeconds: number, pri
     id: r.id,
     room_id: r.roomId,
     name: r.name,
-    display_name: s.displayName ?? r.name,
-    max_members: s.maxMembers,
-    quality: s.quality,
+    ...settingFields(s, r.name),
     // The seed's schema has fps as a string enum ('20', '30').
     fps: String(s.fps),
-    join_from: isoSeconds(s.joinFrom),
-    join_until: isoSeconds(s.joinUntil),
-    remove_at: isoSeconds(s.removeAt),
-    remove_after_seconds_elapsed: s.removeAfterSecondsElapsed,
-    layout: s.layout,
-    record_on_start: s.recordOnStart,
-    tone_on_entry_and_exit: s.toneOnEntryAndExit,
-    room_join_video_off: s.roomJoinVideoOff,
-    user_join_video_off: s.userJoinVideoOff,
-    locked: s.locked,
     start_time: isoSeconds(r.startTime),
     end_time: isoSeconds(r.endTime),
     duration: r.status === 'completed' && r.startTime && r.endTime ? wholeSeconds(r.startTime, r.endTime) : null,
@@ -81,11 +76,7 @@ export function roomSessionJson(r: RoomSessionRecord, memberSeconds: number, pri
     created_at: isoSeconds(r.createdAt),
     updated_at: isoSeconds(r.updatedAt),
     preview_url: null,
-    prioritize_handraise: s.prioritizeHandraise,
-    sync_audio_video: s.syncAudioVideo,
     cost_in_dollars: costOf(memberSeconds, pricePerMinute),
-    enable_room_previews: s.enableRoomPreviews,
-    locked_cover: s.lockedCover,
   };
 }
 
