@@ -222,8 +222,9 @@ export class Rooms {
     const grant = await this.#store.getRoomGrant(claims.jti);
     if (!grant) throw errors.unauthorized('Token is not valid');
     if (grant.usedAt) throw errors.unauthorized('Token has been used already');
-    const room = await this.#store.getRoomByName(claims.r);
-    if (!room) throw new KilnError('NOT_FOUND', `Room ${claims.r} does not exist`);
+    // The room the token was made for, by id: a room since deleted or renamed is not it.
+    const room = await this.#store.getRoom(grant.roomId);
+    if (!room || room.name !== claims.r) throw new KilnError('NOT_FOUND', `Room ${claims.r} does not exist`);
     const now = Date.now();
     if (claims.jf !== undefined && now < claims.jf * 1000) throw errors.forbidden(`The token does not join before ${new Date(claims.jf * 1000).toISOString()}`);
     if (claims.ju !== undefined && now >= claims.ju * 1000) throw errors.forbidden(`The token stopped joining at ${new Date(claims.ju * 1000).toISOString()}`);
@@ -232,10 +233,16 @@ export class Rooms {
     if (roomSession && roomSession.roomId !== room.id) throw errors.forbidden(`Another session is named ${claims.r}`);
     // The room's own rules first (a refused join keeps its token), then the token is spent in the
     // store, atomically, before anyone sees the member: two joins with one token, one member.
-    const refusal = roomSession?.refusal(new Date());
+    // With no session yet, a candidate (not registered until the join is accepted) is asked.
+    const candidate = roomSession ?? this.#newRoomSession(room);
+    const refusal = candidate.refusal(new Date());
     if (refusal) throw errors.forbidden(refusal);
     if (!(await this.#store.useRoomGrant(claims.jti, new Date().toISOString()))) throw errors.unauthorized('Token has been used already');
-    roomSession = this.find(claims.r) ?? await this.#openRoom(room);
+    roomSession = this.find(claims.r);
+    if (!roomSession) {
+      roomSession = candidate;
+      this.#adopt(roomSession);
+    }
     return this.#admit(roomSession, {
       role: grant.role as ParticipantRole,
       data: '',
@@ -248,11 +255,9 @@ export class Rooms {
     }, clientData, client);
   }
 
-  /** The room session of a SignalWire room, started for its first member. */
-  async #openRoom(room: RoomRecord): Promise<RoomSession> {
-    const rs = new RoomSession({ roomId: room.id, name: room.name, settings: roomSettingsFromJson(room.settings), openvidu: undefined });
-    this.#adopt(rs);
-    return rs;
+  /** A new room session of a SignalWire room (registered by the caller once its first member is in). */
+  #newRoomSession(room: RoomRecord): RoomSession {
+    return new RoomSession({ roomId: room.id, name: room.name, settings: roomSettingsFromJson(room.settings), openvidu: undefined });
   }
 
   /**

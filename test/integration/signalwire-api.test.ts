@@ -209,6 +209,14 @@ describe('room tokens join through the room signaling; the settings hold', () =>
     await assert.rejects(join('pair', await roomToken({ room_name: 'pair' })), (err: RpcCallError) => /full/.test(err.message));
     await sw('POST', '/rooms', { name: 'closed', locked: true });
     await assert.rejects(join('closed', await roomToken({ room_name: 'closed' })), (err: RpcCallError) => /locked/.test(err.message));
+    // A refused first join leaves no session behind.
+    assert.deepEqual((await list('?room_name=closed')).json.data, []);
+    // A token of a deleted room does not join a new room of the same name.
+    const stale = await roomToken({ room_name: 'closed' });
+    const { id } = (await sw('GET', '/rooms/closed')).json;
+    await sw('DELETE', `/rooms/${id}`);
+    await sw('POST', '/rooms', { name: 'closed', locked: true });
+    await assert.rejects(join('closed', stale), RpcCallError);
     // Unlocking lets the next one in.
     await sw('PUT', '/rooms/closed', { locked: false });
     await join('closed', await roomToken({ room_name: 'closed' }));
