@@ -66,3 +66,17 @@ export function requestBaseUrl(request: { protocol: string; headers: { host?: st
   const shown = address.includes(':') ? `[${address}]` : address;
   return `${request.protocol}://${shown}:${request.socket.localPort ?? 80}`;
 }
+
+/**
+ * A request's query string as one value per name, the first of a repeated name (as MaxScale and
+ * SignalWire read them); names lower-cased when `lowerCaseNames`.
+ */
+export function firstQueryValues(query: unknown, lowerCaseNames = false): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    const v = Array.isArray(value) ? value[0] : value;
+    const name = lowerCaseNames ? key.toLowerCase() : key;
+    if (typeof v === 'string' && out[name] === undefined) out[name] = v;
+  }
+  return out;
+}

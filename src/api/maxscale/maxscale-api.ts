@@ -9,7 +9,7 @@ import { promises as dns } from 'node:dns';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Catalog } from '../../core/catalog.ts';
 import { isKilnError, KilnError } from '../../core/errors.ts';
-import { requestBaseUrl } from '../../http/listener.ts';
+import { firstQueryValues, requestBaseUrl } from '../../http/listener.ts';
 import type { Credentials } from '../credentials.ts';
 import { applyFields, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
 import type { Session } from '../../core/session.ts';
@@ -28,13 +28,7 @@ const RDNS_TIMEOUT_MS = 1_000;
 
 /** The query string as MaxScale reads it: names lower-cased, the first value of a name wins. */
 function queryOf(request: FastifyRequest): QueryParams {
-  const out: QueryParams = {};
-  for (const [key, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
-    const v = Array.isArray(value) ? value[0] : value;
-    const name = key.toLowerCase();
-    if (typeof v === 'string' && out[name] === undefined) out[name] = v;
-  }
-  return out;
+  return firstQueryValues(request.query, true);
 }
 
 /** Sends JSON, pretty-printed (4 spaces, as MaxScale) when `pretty` is true. */

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, isKilnError, KilnError } from '../../core/errors.ts';
 import { isObject } from '../../core/json.ts';
 import { randomAlnum, roomSettingsFromJson, roomSettingsToJson, type RoomSettings } from '../../core/room.ts';
-import { parseAnyTypeAsJson, requestBaseUrl } from '../../http/listener.ts';
+import { firstQueryValues, parseAnyTypeAsJson, requestBaseUrl } from '../../http/listener.ts';
 import { roleOfGrant } from '../../rooms/grants.ts';
 import type { Rooms } from '../../rooms/rooms.ts';
 import type { RoomRecord, Store } from '../../store/store.ts';
@@ -43,12 +43,7 @@ function sendError(reply: FastifyReply, err: KilnError): FastifyReply {
 
 /** The query string, one value per name (the first). */
 function queryOf(request: FastifyRequest): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const [key, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
-    const v = Array.isArray(value) ? value[0] : value;
-    if (typeof v === 'string' && out[key] === undefined) out[key] = v;
-  }
-  return out;
+  return firstQueryValues(request.query);
 }
 
 /** An RFC 3339 date-time, or a date alone (midnight UTC), as SignalWire takes them. */
