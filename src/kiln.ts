@@ -19,6 +19,9 @@ import { Credentials } from './api/credentials.ts';
 import { Metrics } from './api/metrics.ts';
 import type { Store } from './store/store.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
+import { Recordings } from './recording/recordings.ts';
+import { RecordingLinks } from './recording/file-route.ts';
+import { join } from 'node:path';
 
 /** The setting holding this node's heartbeat, and how often it is written. */
 const ALIVE_KEY = 'node_alive_at';
@@ -33,6 +36,7 @@ export class Kiln {
   engine: MediaEngine | undefined;
   pulls: PullManager | undefined;
   rooms: Rooms | undefined;
+  recordings: Recordings | undefined;
   signaling: SignalingServer | undefined;
   api: ApiServer | undefined;
   /** The `user:password` pairs in force (configured or generated). */
@@ -89,6 +93,19 @@ export class Kiln {
       emptyTimeoutMs: config.rooms.emptyTimeoutMs,
       logger: this.logger,
     });
+    this.recordings = new Recordings({
+      store: this.store,
+      engine: this.engine,
+      rooms: this.rooms,
+      dir: join(config.dataDir, 'recordings'),
+      ffmpegPath: config.ffmpegPath,
+      width: config.recordings.width,
+      height: config.recordings.height,
+      fps: config.recordings.fps,
+      stopWaitMs: config.recordings.stopWaitMs,
+      logger: this.logger,
+    });
+    const recordingLinks = new RecordingLinks(deriveKey(signingKey, 'recording-links'));
     await this.rooms.restore(await this.#lastAlive(this.store));
     this.#heartbeat = setInterval(() => void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {}), HEARTBEAT_MS);
     this.#heartbeat.unref();
@@ -106,6 +123,7 @@ export class Kiln {
       rooms: this.rooms,
       roomsApp: config.rooms.app,
       roomPingTimeoutMs: config.rooms.pingTimeoutMs,
+      recordingFiles: { recordings: this.recordings, credentials, links: recordingLinks, freeAccess: config.recordings.freeAccess },
       logger: this.logger,
     });
     this.api = new ApiServer({
@@ -117,6 +135,10 @@ export class Kiln {
       credentials,
       pulls: this.pulls,
       rooms: this.rooms,
+      recordings: this.recordings,
+      recordingLinks,
+      recordingFreeAccess: config.recordings.freeAccess,
+      publicUrl: config.publicUrl,
       store: this.store,
       pageTokens: new PageTokens(deriveKey(signingKey, 'page-tokens')),
       pricePerMemberMinute: config.rooms.pricePerMemberMinute,
@@ -132,6 +154,8 @@ export class Kiln {
       throw err;
     }
     await this.pulls.restore();
+    // What a crash left unfinished is composed in the background; the node serves meanwhile.
+    void this.recordings.recover().catch((err) => this.logger.error({ err }, 'unfinished recordings could not be recovered'));
   }
 
   /**
@@ -171,6 +195,7 @@ export class Kiln {
       clearInterval(this.#heartbeat);
       clearInterval(this.#sampler);
       this.pulls?.close();
+      await this.recordings?.close();
       await this.rooms?.close();
       this.catalog.closeAll('server-stopping');
       this.engine?.close();

@@ -16,6 +16,8 @@ import { registerSignalWireApi } from './signalwire/signalwire-api.ts';
 import type { PageTokens } from './signalwire/paging.ts';
 import type { Store } from '../store/store.ts';
 import type { Rooms } from '../rooms/rooms.ts';
+import type { Recordings } from '../recording/recordings.ts';
+import type { RecordingLinks } from '../recording/file-route.ts';
 import { renderMetrics, type Metrics } from './metrics.ts';
 import { omeOpenApi } from './ome/openapi.ts';
 import { openViduOpenApi } from './openvidu/openapi.ts';
@@ -33,6 +35,13 @@ export interface ApiServerOptions {
   pulls: PullManager;
   /** Room sessions and tokens (OpenVidu /api, SignalWire /api/video). */
   rooms: Rooms;
+  recordings: Recordings;
+  /** Temporary links to recording files (SignalWire `uri`). */
+  recordingLinks: RecordingLinks;
+  /** OpenVidu's recording free access (SPEC.md §3). */
+  recordingFreeAccess: boolean;
+  /** KILN_PUBLIC_URL, where recording files are served. */
+  publicUrl: string;
   /** What the SignalWire dialect lists from. */
   store: Store;
   pageTokens: PageTokens;
@@ -70,7 +79,7 @@ export class ApiServer {
 
   #setup(): void {
     const app = this.app;
-    const { catalog, credentials, metrics, pulls, rooms, store, pageTokens, pricePerMemberMinute } = this.#options;
+    const { catalog, credentials, metrics, pulls, rooms, recordings, recordingLinks, recordingFreeAccess, publicUrl, store, pageTokens, pricePerMemberMinute } = this.#options;
     app.get('/healthz', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
     app.get('/metrics', async (request, reply) => {
       if (this.#options.metricsRequireAuth && !credentials.basic(request.headers.authorization)) {
@@ -81,8 +90,8 @@ export class ApiServer {
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls }), { prefix: '/v1' });
     app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms }), { prefix: '/v1' });
-    app.register(async (scope) => registerOpenViduApi(scope, { rooms, credentials }), { prefix: '/api' });
-    app.register(async (scope) => registerSignalWireApi(scope, { rooms, store, credentials, pageTokens, pricePerMemberMinute }), { prefix: '/api/video' });
+    app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl }), { prefix: '/api' });
+    app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute }), { prefix: '/api/video' });
     app.setNotFoundHandler(async (request, reply) =>
       reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
     app.setErrorHandler(async (err, request, reply) => {

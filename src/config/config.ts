@@ -61,7 +61,20 @@ export interface KilnConfig {
     /** Dollars per member-minute for SignalWire's `cost_in_dollars`. Default 0 (no cost). */
     pricePerMemberMinute: number;
   };
-  /** The ffmpeg executable, used to transcode pulled AAC/G.711 audio to Opus. Default `ffmpeg`. */
+  recordings: {
+    /**
+     * OpenVidu's `openvidu.recording.free-access`: recording files are served without credentials,
+     * and a stopped recording reports `available` with its `url`. Default false.
+     */
+    freeAccess: boolean;
+    /** The composed video's canvas and frame rate. Default 1280x720 at 30 fps. */
+    width: number;
+    height: number;
+    fps: number;
+    /** How long `stop` waits for the file to be composed before it answers anyway, ms. Default 120000. */
+    stopWaitMs: number;
+  };
+  /** The ffmpeg executable: pulled AAC/G.711 audio to Opus, and recordings. Default `ffmpeg`. */
   ffmpegPath: string;
   logLevel: string;
   /** Whether `/metrics` asks for API credentials. Default false. */
@@ -89,6 +102,7 @@ export function defaultConfig(): KilnConfig {
     vhosts: [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }],
     limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 10_000, pullTimeoutMs: 5000 },
     rooms: { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10_000, pricePerMemberMinute: 0 },
+    recordings: { freeAccess: false, width: 1280, height: 720, fps: 30, stopWaitMs: 120_000 },
     ffmpegPath: 'ffmpeg',
     logLevel: 'info',
     metricsRequireAuth: false,
@@ -159,7 +173,7 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 function applyFile(config: KilnConfig, file: Record<string, unknown>, path: string): void {
   const where = (k: string) => `${path}: ${k}`;
   const known = new Set(['api', 'signaling', 'ovt', 'ice', 'accessTokens', 'dataDir', 'databaseUrl', 'publicUrl',
-    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath', 'rooms']);
+    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath', 'rooms', 'recordings']);
   for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(where(`unknown setting "${k}"`));
   for (const key of ['api', 'signaling', 'ovt'] as const) {
     const v = file[key];
@@ -265,6 +279,23 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
       config.rooms.pricePerMemberMinute = v;
     }
   }
+  if (file.recordings !== undefined) {
+    const r = file.recordings;
+    if (!isObject(r)) throw new ConfigError(where('recordings must be an object'));
+    if (r.freeAccess !== undefined) {
+      if (typeof r.freeAccess !== 'boolean') throw new ConfigError(where('recordings.freeAccess must be true or false'));
+      config.recordings.freeAccess = r.freeAccess;
+    }
+    const limits = { width: [16, 3840], height: [16, 2160], fps: [1, 60], stopWaitMs: [0, 3_600_000] } as const;
+    for (const key of ['width', 'height', 'fps', 'stopWaitMs'] as const) {
+      const v = r[key];
+      if (v === undefined) continue;
+      const [min, max] = limits[key];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(where(`recordings.${key} must be an integer from ${min} to ${max}`));
+      if ((key === 'width' || key === 'height') && v % 2 !== 0) throw new ConfigError(where(`recordings.${key} must be even (H.264 4:2:0)`));
+      config.recordings[key] = v;
+    }
+  }
 }
 
 /**
@@ -307,6 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   if (env.KILN_METRICS_AUTH) config.metricsRequireAuth = env.KILN_METRICS_AUTH === 'true' || env.KILN_METRICS_AUTH === '1';
   if (env.KILN_LOG_LEVEL) config.logLevel = env.KILN_LOG_LEVEL;
   if (env.KILN_FFMPEG) config.ffmpegPath = env.KILN_FFMPEG;
+  if (env.KILN_RECORDING_FREE_ACCESS) config.recordings.freeAccess = env.KILN_RECORDING_FREE_ACCESS === 'true' || env.KILN_RECORDING_FREE_ACCESS === '1';
   if (env.KILN_TLS_CERT || env.KILN_TLS_KEY) {
     if (!env.KILN_TLS_CERT || !env.KILN_TLS_KEY) throw new ConfigError('KILN_TLS_CERT and KILN_TLS_KEY must be set together');
     config.tls = { cert: env.KILN_TLS_CERT, key: env.KILN_TLS_KEY };

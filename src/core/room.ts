@@ -290,6 +290,9 @@ export interface RoomSessionEvents {
   unpublished: [participant: Participant, published: PublishedStream, reason: CloseReason];
   /** A `sendMessage` signal; `to` empty means everyone. */
   signal: [from: Participant, to: string[], type: string, data: string];
+  /** A recording of the session has started (its file holds media) or stopped: id and name. */
+  recordingStarted: [id: string, name: string];
+  recordingStopped: [id: string, name: string];
   ended: [reason: LeaveReason];
 }
 

@@ -122,6 +122,11 @@ export class MediaEngine {
     return stream;
   }
 
+  /** The packet engine of a live stream (recordings add their outputs to its tracks). */
+  forwarderOf(stream: Stream): Forwarder | undefined {
+    return stream.closed ? undefined : this.#forwarders.get(stream);
+  }
+
   /** Makes a stream fed by another kind of source (an RTSP or OVT pull) playable over WebRTC. */
   attachSource(stream: Stream, forwarder: Forwarder): void {
     this.#forwarders.set(stream, forwarder);

@@ -16,6 +16,7 @@ import { registerWhipWhep, sendSignalingError } from './whip-whep.ts';
 import { handleOmeSignaling } from './ome-signaling.ts';
 import { handleRoomSignaling } from './openvidu-rpc/room-signaling.ts';
 import type { Rooms } from '../rooms/rooms.ts';
+import { registerRecordingFiles, type RecordingFileRouteOptions } from '../recording/file-route.ts';
 
 export interface SignalingServerOptions {
   host: string;
@@ -32,6 +33,8 @@ export interface SignalingServerOptions {
   roomsApp: string;
   /** A room WebSocket silent for this long is dropped, ms. */
   roomPingTimeoutMs: number;
+  /** Recording files, served at `/recordings/<id>.mp4` (the public URL's listener). */
+  recordingFiles?: RecordingFileRouteOptions;
   logger: Logger;
 }
 
@@ -96,6 +99,7 @@ export class SignalingServer {
     }
     app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
 
+    if (this.#options.recordingFiles) registerRecordingFiles(app, this.#options.recordingFiles);
     registerWhipWhep(app, { engine: this.#options.engine, credentials: this.#options.credentials });
 
     app.setNotFoundHandler(async (request, reply) =>

@@ -89,6 +89,7 @@ export class Rooms {
   readonly #open = new Map<string, RoomSession>();
   readonly #tokens = new Map<string, RoomToken>();
   readonly #timers = new Map<RoomSession, NodeJS.Timeout>();
+  readonly #watchers: ((rs: RoomSession) => void)[] = [];
   /** Store writes in order, so a leave never lands before its join. */
   #writes: Promise<void> = Promise.resolve();
   #closed = false;
@@ -393,8 +394,14 @@ export class Rooms {
     this.#timers.delete(roomSession);
   }
 
+  /** Calls `fn` with every room session this node opens from now on (recordings follow them). */
+  watch(fn: (rs: RoomSession) => void): void {
+    this.#watchers.push(fn);
+  }
+
   #adopt(rs: RoomSession): void {
     this.#open.set(rs.name, rs);
+    for (const fn of this.#watchers) fn(rs);
     rs.once('ended', () => {
       this.#cancelEmptyTimer(rs);
       if (this.#open.get(rs.name) === rs) this.#open.delete(rs.name);

@@ -107,6 +107,37 @@ export interface RoomTokenRecord {
   usedAt: string | null;
 }
 
+/** Where a recording is in its life (OpenVidu 1.x statuses, SPEC.md §1). */
+export type RecordingStatus = 'starting' | 'started' | 'stopped' | 'available' | 'failed';
+
+/** A recording of a room session; dates are ISO 8601 strings. */
+export interface RecordingRecord {
+  /** OpenVidu's id: the room session's name, then `-1`, `-2`… when taken. Also the file's name. */
+  id: string;
+  /** The SignalWire dialect's id. */
+  uuid: string;
+  roomSessionId: string;
+  /** The OpenVidu session id the recording was started for (`wss://…/<name>`). */
+  sessionId: string;
+  name: string;
+  /**
+   * `starting` until the file holds media, `started`, `stopped` once stopped (while its file is
+   * composed), `available` once composed (whatever the dialects show of it), `failed`.
+   */
+  status: RecordingStatus;
+  createdAt: string;
+  updatedAt: string;
+  stoppedAt: string | null;
+  /** Seconds of the composed file (0 until composed). */
+  duration: number;
+  /** Bytes of the composed file (0 until composed). */
+  size: number;
+  hasAudio: boolean;
+  hasVideo: boolean;
+  /** Why it failed, for logs and operators. */
+  reason: string | null;
+}
+
 export interface Store {
   /** A named setting (e.g. the generated credential), or undefined. */
   getSetting(key: string): Promise<string | undefined>;
@@ -149,6 +180,16 @@ export interface Store {
   getRoomGrant(token: string): Promise<RoomGrantRecord | undefined>;
   /** Marks a grant used; false when it was used already or does not exist (single use, atomic). */
   useRoomGrant(token: string, at: string): Promise<boolean>;
+  /** Inserts or replaces a recording. */
+  putRecording(record: RecordingRecord): Promise<void>;
+  /** By OpenVidu id, or by uuid. */
+  getRecording(id: string): Promise<RecordingRecord | undefined>;
+  /** Every recording, newest first; of one room session when given. */
+  listRecordings(roomSessionId?: string): Promise<RecordingRecord[]>;
+  /** Recordings whose file is not final: starting, started, or stopped (not composed yet). */
+  listUnfinishedRecordings(): Promise<RecordingRecord[]>;
+  /** False when there was no such recording. */
+  deleteRecording(id: string): Promise<boolean>;
   /** Releases the database; idempotent. */
   close(): Promise<void>;
 }

@@ -13,10 +13,42 @@ import { parseAnyTypeAsJson } from '../../http/listener.ts';
 import { PARTICIPANT_ROLES, type OpenViduProperties, type ParticipantRole } from '../../core/room.ts';
 import type { Credentials } from '../credentials.ts';
 import { MAX_TOKEN_DATA, type Rooms } from '../../rooms/rooms.ts';
+import type { Recordings } from '../../recording/recordings.ts';
+import type { RecordingRecord } from '../../store/store.ts';
 
 export interface OpenViduApiOptions {
   rooms: Rooms;
+  recordings: Recordings;
   credentials: Credentials;
+  /** OpenVidu's `openvidu.recording.free-access`. */
+  freeAccess: boolean;
+  /** KILN_PUBLIC_URL: recording URLs are `<publicUrl>/recordings/<id>.mp4`. */
+  publicUrl: string;
+}
+
+/** The URL a recording's file is served at. */
+export function recordingUrl(publicUrl: string, id: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}/recordings/${encodeURIComponent(id)}.mp4`;
+}
+
+/**
+ * A recording as OpenVidu 1.8 shows it (seed 004, fields in its order). A composed file is
+ * `available` with its URL only with free access; otherwise it stays `stopped` with no URL.
+ */
+export function recordingJson(r: RecordingRecord, freeAccess: boolean, publicUrl: string): Record<string, unknown> {
+  const composed = r.status === 'available';
+  return {
+    createdAt: Date.parse(r.createdAt),
+    duration: r.duration,
+    hasAudio: r.hasAudio,
+    hasVideo: r.hasVideo,
+    id: r.id,
+    name: r.name,
+    sessionId: r.sessionId,
+    size: r.size,
+    status: composed && !freeAccess ? 'stopped' : r.status,
+    url: composed && freeAccess ? recordingUrl(publicUrl, r.id) : null,
+  };
 }
 
 /** The user name every OpenVidu client sends. */
@@ -44,7 +76,8 @@ function enumProperty<T extends string>(body: Record<string, unknown>, key: stri
 }
 
 export async function registerOpenViduApi(scope: FastifyInstance, options: OpenViduApiOptions): Promise<void> {
-  const { rooms, credentials } = options;
+  const { rooms, recordings, credentials, freeAccess, publicUrl } = options;
+  const show = (r: RecordingRecord) => recordingJson(r, freeAccess, publicUrl);
 
   scope.addHook('onRequest', async (request: FastifyRequest) => {
     const header = request.headers.authorization;
@@ -99,5 +132,36 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
     }
     const token = await rooms.createToken(roomSession, role as ParticipantRole, text);
     return { token: token.token, session, role, data: text, id: token.token };
+  });
+
+  // Recordings (OpenVidu 1.8, seed 004).
+  scope.post('/recordings/start', async (request) => {
+    const body = request.body;
+    if (body === undefined || !isObject(body) || typeof body.session !== 'string' || body.session === '') {
+      throw errors.badRequest('The body must be a JSON object with "session": the id of the session to record');
+    }
+    const roomSession = rooms.find(body.session);
+    if (!roomSession) throw new KilnError('NOT_FOUND', `Session ${body.session} does not exist`);
+    return show(await recordings.start(roomSession, body.session));
+  });
+  scope.post('/recordings/stop', async () => {
+    throw errors.badRequest('RECORDING_ID parameter not found: POST /api/recordings/stop/<RECORDING_ID>');
+  });
+  scope.post<{ Params: { id: string } }>('/recordings/stop/:id', async (request) => {
+    if (request.params.id === '') throw errors.badRequest('RECORDING_ID parameter not found: POST /api/recordings/stop/<RECORDING_ID>');
+    return show(await recordings.stop(request.params.id));
+  });
+  scope.get('/recordings', async () => {
+    const items = (await recordings.list()).map(show);
+    return { count: items.length, items };
+  });
+  scope.get<{ Params: { id: string } }>('/recordings/:id', async (request) => {
+    const record = await recordings.get(request.params.id);
+    if (!record || record.id !== request.params.id) throw new KilnError('NOT_FOUND', `Recording ${request.params.id} does not exist`);
+    return show(record);
+  });
+  scope.delete<{ Params: { id: string } }>('/recordings/:id', async (request, reply) => {
+    await recordings.delete(request.params.id);
+    return reply.code(204).send();
   });
 }

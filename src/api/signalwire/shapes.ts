@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { roomSettingsFromJson, type RoomSettings } from '../../core/room.ts';
-import type { RoomMemberRecord, RoomRecord, RoomSessionRecord } from '../../store/store.ts';
+import type { RecordingRecord, RoomMemberRecord, RoomRecord, RoomSessionRecord } from '../../store/store.ts';
 
 /** ISO 8601 UTC to the second, as SignalWire writes times. */
 export function isoSeconds(value: string | Date | null | undefined): string | null {
@@ -104,5 +104,40 @@ export function memberJson(m: RoomMemberRecord, now: string, pricePerMinute: num
     connection_id: m.id,
     role: m.role,
     leave_reason: m.leaveReason,
+  };
+}
+
+/** SignalWire's status of a recording: `recording`, `processing` (stopped, being composed), `completed`, `failed`. */
+function recordingStatus(r: RecordingRecord): string {
+  switch (r.status) {
+    case 'starting':
+    case 'started':
+      return 'recording';
+    case 'stopped':
+      return 'processing';
+    case 'available':
+      return 'completed';
+    case 'failed':
+      return 'failed';
+  }
+}
+
+/** A RoomRecording as SignalWire's API shows it; `uri` is a temporary link to the file, or null. */
+export function recordingJson(r: RecordingRecord, uri: string | null): Record<string, unknown> {
+  const composed = r.status === 'available';
+  const seconds = composed ? r.duration : r.stoppedAt ? (Date.parse(r.stoppedAt) - Date.parse(r.createdAt)) / 1000 : null;
+  return {
+    id: r.uuid,
+    room_session_id: r.roomSessionId,
+    status: recordingStatus(r),
+    started_at: isoSeconds(r.createdAt),
+    finished_at: isoSeconds(r.stoppedAt),
+    duration: seconds === null ? null : Math.round(seconds),
+    size_in_bytes: composed ? r.size : null,
+    format: 'video/mp4',
+    cost_in_dollars: 0,
+    uri,
+    created_at: isoSeconds(r.createdAt),
+    updated_at: isoSeconds(r.updatedAt),
   };
 }

@@ -13,15 +13,23 @@ import { randomAlnum, roomSettingsFromJson, roomSettingsToJson, type RoomSetting
 import { firstQueryValues, parseAnyTypeAsJson, requestBaseUrl } from '../../http/listener.ts';
 import { roleOfGrant } from '../../rooms/grants.ts';
 import type { Rooms } from '../../rooms/rooms.ts';
-import type { RoomRecord, Store } from '../../store/store.ts';
+import type { RecordingRecord, RoomRecord, Store } from '../../store/store.ts';
+import type { Recordings } from '../../recording/recordings.ts';
+import type { RecordingLinks } from '../../recording/file-route.ts';
+import { recordingUrl } from '../openvidu/openvidu-api.ts';
 import type { Credentials } from '../credentials.ts';
 import { invalidParameter, signalWireError } from './errors.ts';
 import { pageLinks, PageTokens, type PageRequest } from './paging.ts';
-import { memberJson, roomJson, roomSessionJson } from './shapes.ts';
+import { memberJson, recordingJson, roomJson, roomSessionJson } from './shapes.ts';
 
 /** What the SignalWire dialect uses: the rooms, the store it lists from, the credentials. */
 export interface SignalWireApiOptions {
   rooms: Rooms;
+  recordings: Recordings;
+  /** Signs the temporary links of recording files (`uri`). */
+  recordingLinks: RecordingLinks;
+  /** KILN_PUBLIC_URL, where recording files are served. */
+  publicUrl: string;
   store: Store;
   credentials: Credentials;
   /** Signs page tokens. */
@@ -265,6 +273,57 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
     });
     const now = new Date().toISOString();
     return { links, data: rows.map((r) => memberJson(r.m, now, price)) };
+  });
+
+  // ---- room recordings
+
+  /** `media_ttl`: seconds a recording's `uri` stays valid (default 900, as SignalWire). */
+  const mediaTtl = (request: FastifyRequest): number => {
+    const raw = queryOf(request).media_ttl;
+    if (raw === undefined) return 900;
+    if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > 604_800) throw invalidParameter('media_ttl', 'media_ttl must be an integer from 1 to 604800');
+    return Number(raw);
+  };
+  const showRecording = (r: RecordingRecord, ttl: number) => recordingJson(r,
+    r.status === 'available' ? `${recordingUrl(options.publicUrl, r.id)}?${options.recordingLinks.query(r.id, ttl)}` : null);
+
+  /** One page of recordings (held newest first) by the page cursor. */
+  async function recordingPage(request: FastifyRequest, filters: string, all: RecordingRecord[]) {
+    const keyed = all.map((r) => ({ createdAt: r.createdAt, id: r.uuid, r }));
+    const cmp = (a: { createdAt: string; id: string }, b: { createdAt: string; id: string }) =>
+      a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    keyed.sort((a, b) => cmp(b, a));
+    return page(request, filters, async (p, limit) => {
+      if (p.after) return keyed.filter((k) => cmp(k, p.after!) > 0).slice(-limit);
+      return keyed.filter((k) => !p.before || cmp(k, p.before) < 0).slice(0, limit);
+    });
+  }
+
+  scope.get<{ Params: { id: string } }>('/room_sessions/:id/recordings', async (request) => {
+    const record = await findRoomSession(request.params.id);
+    const ttl = mediaTtl(request);
+    const { rows, links } = await recordingPage(request, JSON.stringify(['recordings', record.id]), await options.recordings.list(record.id));
+    return { links, data: rows.map((k) => showRecording(k.r, ttl)) };
+  });
+
+  scope.get('/room_recordings', async (request) => {
+    const ttl = mediaTtl(request);
+    const { rows, links } = await recordingPage(request, 'recordings', await options.recordings.list());
+    return { links, data: rows.map((k) => showRecording(k.r, ttl)) };
+  });
+
+  const findRecording = async (id: string): Promise<RecordingRecord> => {
+    const record = UUID.test(id) ? await options.recordings.get(id.toLowerCase()) : undefined;
+    if (!record) throw new KilnError('NOT_FOUND', 'Not Found');
+    return record;
+  };
+
+  scope.get<{ Params: { id: string } }>('/room_recordings/:id', async (request) => showRecording(await findRecording(request.params.id), mediaTtl(request)));
+
+  scope.delete<{ Params: { id: string } }>('/room_recordings/:id', async (request, reply) => {
+    const record = await findRecording(request.params.id);
+    await options.recordings.delete(record.id);
+    return reply.code(204).send();
   });
 
   // ---- room tokens

@@ -315,6 +315,9 @@ class RoomConnection {
       if (to.length === 0 || to.includes(me.id)) this.#notify('sendMessage', { data, from: from.id, type });
     });
     on('ending', () => this.#notify('roomClosed', { room: this.#options.rooms.sessionIdOf(rs) }));
+    // OpenVidu 1.9 tells every participant of its session's recordings.
+    on('recordingStarted', (id: string, name: string) => this.#notify('recordingStarted', { id, name }));
+    on('recordingStopped', (id: string, name: string) => this.#notify('recordingStopped', { id, name }));
     me.once('left', (reason) => {
       this.#stopListening();
       // A participant the server removes is told so, and its connection closed, as OpenVidu closes

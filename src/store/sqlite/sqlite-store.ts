@@ -7,6 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../../core/errors.ts';
 import type {
+  RecordingRecord,
+  RecordingStatus,
   PageQuery,
   PullStreamRecord,
   RoomGrantRecord,
@@ -49,7 +51,25 @@ const MIGRATIONS: string[] = [
    CREATE TABLE room_grants (
      token TEXT PRIMARY KEY, room_id TEXT NOT NULL, user_name TEXT NOT NULL, role TEXT NOT NULL, permissions TEXT NOT NULL,
      created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT)`,
+  `CREATE TABLE recordings (
+     id TEXT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, room_session_id TEXT NOT NULL, session_id TEXT NOT NULL, name TEXT NOT NULL,
+     status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, stopped_at TEXT,
+     duration REAL NOT NULL, size INTEGER NOT NULL, has_audio INTEGER NOT NULL, has_video INTEGER NOT NULL, reason TEXT);
+   CREATE INDEX recordings_order ON recordings (created_at, id);
+   CREATE INDEX recordings_session ON recordings (room_session_id, created_at);
+   CREATE INDEX recordings_status ON recordings (status)`,
 ];
+
+interface RecordingRow {
+  id: string; uuid: string; room_session_id: string; session_id: string; name: string; status: string; created_at: string;
+  updated_at: string; stopped_at: string | null; duration: number; size: number; has_audio: number; has_video: number; reason: string | null;
+}
+
+const recordingOf = (r: RecordingRow): RecordingRecord => ({
+  id: r.id, uuid: r.uuid, roomSessionId: r.room_session_id, sessionId: r.session_id, name: r.name, status: r.status as RecordingStatus,
+  createdAt: r.created_at, updatedAt: r.updated_at, stoppedAt: r.stopped_at, duration: r.duration, size: r.size,
+  hasAudio: r.has_audio === 1, hasVideo: r.has_video === 1, reason: r.reason,
+});
 
 interface RoomSessionRow {
   id: string; room_id: string | null; name: string; settings: string; openvidu: string | null; status: string | null;
@@ -285,6 +305,35 @@ export class SqliteStore implements Store {
 
   async useRoomGrant(token: string, at: string): Promise<boolean> {
     return Number(this.#db.prepare('UPDATE room_grants SET used_at = ? WHERE token = ? AND used_at IS NULL').run(at, token).changes) === 1;
+  }
+
+  async putRecording(r: RecordingRecord): Promise<void> {
+    this.#db.prepare(`INSERT OR REPLACE INTO recordings (id, uuid, room_session_id, session_id, name, status, created_at, updated_at,
+      stopped_at, duration, size, has_audio, has_video, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(r.id, r.uuid, r.roomSessionId, r.sessionId, r.name, r.status, r.createdAt, r.updatedAt, r.stoppedAt, r.duration, r.size,
+        r.hasAudio ? 1 : 0, r.hasVideo ? 1 : 0, r.reason);
+  }
+
+  async getRecording(id: string): Promise<RecordingRecord | undefined> {
+    const row = this.#db.prepare('SELECT * FROM recordings WHERE id = ? OR uuid = ?').get(id, id) as RecordingRow | undefined;
+    return row && recordingOf(row);
+  }
+
+  async listRecordings(roomSessionId?: string): Promise<RecordingRecord[]> {
+    const rows = (roomSessionId === undefined
+      ? this.#db.prepare('SELECT * FROM recordings ORDER BY created_at DESC, id DESC').all()
+      : this.#db.prepare('SELECT * FROM recordings WHERE room_session_id = ? ORDER BY created_at DESC, id DESC').all(roomSessionId)) as unknown as RecordingRow[];
+    return rows.map(recordingOf);
+  }
+
+  async listUnfinishedRecordings(): Promise<RecordingRecord[]> {
+    const rows = this.#db.prepare(`SELECT * FROM recordings WHERE status IN ('starting', 'started', 'stopped')
+      ORDER BY created_at`).all() as unknown as RecordingRow[];
+    return rows.map(recordingOf);
+  }
+
+  async deleteRecording(id: string): Promise<boolean> {
+    return Number(this.#db.prepare('DELETE FROM recordings WHERE id = ?').run(id).changes) === 1;
   }
 
   async close(): Promise<void> {

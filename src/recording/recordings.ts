@@ -1,0 +1,473 @@
+/**
+ * Recordings of room sessions (SPEC.md §1): while a recording runs, every published track of the
+ * room session is captured to its own file (capture.ts); on stop one MP4 is composed from them with
+ * ffmpeg (compose.ts): OpenVidu's BEST_FIT grid, re-tiled as videos come and go, all audio mixed.
+ *
+ * Why compose on stop and not live: capture costs a copy of each packet to disk (no decoding), so a
+ * room pays almost nothing while it records, and a crash loses nothing that reached the disk: the
+ * next start composes what was captured. A live composer would decode and encode every stream for
+ * the whole session on the media machine. The price is the wait after stop (composition runs at a
+ * few times real time on this class of machine), during which the recording is `stopped`.
+ *
+ * Layout on disk, under `<dataDir>/recordings/<id>/`: `tracks/*.ivf|ogg`, `manifest.json` (when
+ * each track started and ended, rewritten on every change), and `<id>.mp4` once composed.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { errors, KilnError } from '../core/errors.ts';
+import type { Participant, PublishedStream, RoomSession } from '../core/room.ts';
+import type { MediaEngine } from '../media/engine.ts';
+import type { Rooms } from '../rooms/rooms.ts';
+import type { RecordingRecord, Store } from '../store/store.ts';
+import { captureCodec, captureExtension, TrackCapture } from './capture.ts';
+import { compose } from './compose.ts';
+import { scanIvf } from './ivf.ts';
+import { scanOgg } from './ogg.ts';
+
+/** What a recording id may look like: a room session's name, maybe with `-N`. Nothing else reaches the disk. */
+export const RECORDING_ID = /^[A-Za-z0-9_-]{1,140}$/;
+
+export interface RecordingsOptions {
+  store: Store;
+  engine: MediaEngine;
+  rooms: Rooms;
+  /** `<dataDir>/recordings`. */
+  dir: string;
+  ffmpegPath: string;
+  width: number;
+  height: number;
+  fps: number;
+  /** How long `stop` waits for composition before answering, ms. */
+  stopWaitMs: number;
+  /** How long `start` waits for the published tracks' first frames, ms. Default 5000. */
+  startWaitMs?: number;
+  logger: Logger;
+}
+
+/** One captured track as the manifest keeps it. */
+interface ManifestTrack {
+  /** Relative to the recording's folder. */
+  file: string;
+  kind: 'video' | 'audio';
+  codec: string;
+  participant: string;
+  stream: string;
+  /** ms after the recording's zero; null while nothing was written. */
+  startMs: number | null;
+  /** ms after zero; null while it runs (or when the process died). */
+  endMs: number | null;
+}
+
+interface Manifest {
+  id: string;
+  /** Wall time (epoch ms) of the recording's zero: its first written frame. */
+  zeroAt: number | null;
+  /** Set on stop. */
+  durationMs: number | null;
+  tracks: ManifestTrack[];
+}
+
+/** A recording in progress on this node. */
+interface Active {
+  record: RecordingRecord;
+  roomSession: RoomSession;
+  manifest: Manifest;
+  captures: Map<string, { capture: TrackCapture; entry: ManifestTrack }>;
+  /** Started automatically (ALWAYS, record_on_start): stops when the last participant leaves. */
+  automatic: boolean;
+  unsubscribe: () => void;
+  /** Resolves when the tracks present at start hold media. */
+  firstMedia: Promise<void>;
+  stopping: Promise<RecordingRecord> | undefined;
+  manifestWrite: Promise<void>;
+}
+
+export class Recordings {
+  readonly #options: RecordingsOptions;
+  readonly #store: Store;
+  readonly #log: Logger;
+  /** Recordings in progress, by id. */
+  readonly #active = new Map<string, Active>();
+  /** Compositions queued or running, by id (one ffmpeg at a time). */
+  readonly #composing = new Map<string, { done: Promise<void>; abort: AbortController }>();
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: RecordingsOptions) {
+    this.#options = options;
+    this.#store = options.store;
+    this.#log = options.logger;
+    options.rooms.watch((rs) => this.#follow(rs));
+  }
+
+  /** The folder of one recording. */
+  folderOf(id: string): string {
+    return join(this.#options.dir, id);
+  }
+
+  /** The composed file of one recording (whether or not it exists). */
+  fileOf(id: string): string {
+    return join(this.folderOf(id), `${id}.mp4`);
+  }
+
+  /** A recording by id (OpenVidu) or uuid (SignalWire). */
+  async get(id: string): Promise<RecordingRecord | undefined> {
+    for (const a of this.#active.values()) if (a.record.id === id || a.record.uuid === id) return { ...a.record };
+    return this.#store.getRecording(id);
+  }
+
+  /** Every recording, newest first, or those of one room session. */
+  async list(roomSessionId?: string): Promise<RecordingRecord[]> {
+    return this.#store.listRecordings(roomSessionId);
+  }
+
+  /** The recording in progress of a room session, if any. */
+  activeOf(roomSession: RoomSession): RecordingRecord | undefined {
+    for (const a of this.#active.values()) if (a.roomSession === roomSession) return a.record;
+    return undefined;
+  }
+
+  /**
+   * Starts recording a room session; resolves once the file holds media (OpenVidu: "the recording
+   * can be stopped with guarantees"). BAD_REQUEST when nobody is connected, CONFLICT when it is
+   * recorded already.
+   */
+  async start(roomSession: RoomSession, sessionId: string, automatic = false): Promise<RecordingRecord> {
+    if (this.#closed) throw errors.unavailable('The server is stopping');
+    if (roomSession.ended) throw new KilnError('NOT_FOUND', `Session ${sessionId} has ended`);
+    if (roomSession.participants.size === 0) throw errors.badRequest(`Session ${sessionId} has no connected participants`);
+    if (this.activeOf(roomSession)) throw new KilnError('CONFLICT', `Session ${sessionId} is already being recorded`);
+    const now = new Date().toISOString();
+    const record: RecordingRecord = {
+      id: '', uuid: randomUUID(), roomSessionId: roomSession.id, sessionId, name: '', status: 'starting', createdAt: now, updatedAt: now,
+      stoppedAt: null, duration: 0, size: 0, hasAudio: true, hasVideo: true, reason: null,
+    };
+    // Claimed at once (before any await), so a second start meets it.
+    const active: Active = {
+      record, roomSession, automatic, captures: new Map(), manifest: { id: '', zeroAt: null, durationMs: null, tracks: [] },
+      unsubscribe: () => {}, firstMedia: Promise.resolve(), stopping: undefined, manifestWrite: Promise.resolve(),
+    };
+    const placeholder = `\u0000${record.uuid}`;
+    this.#active.set(placeholder, active);
+    try {
+      record.id = record.name = await this.#freeId(roomSession.name);
+      active.manifest.id = record.id;
+      this.#active.delete(placeholder);
+      this.#active.set(record.id, active);
+      await mkdir(join(this.folderOf(record.id), 'tracks'), { recursive: true });
+      await this.#store.putRecording(record);
+    } catch (err) {
+      this.#active.delete(placeholder);
+      this.#active.delete(record.id);
+      throw err;
+    }
+    this.#attachAll(active);
+    await this.#writeManifest(active);
+    await Promise.race([active.firstMedia, new Promise((r) => setTimeout(r, this.#options.startWaitMs ?? 5000).unref())]);
+    if (active.stopping || record.status !== 'starting') return { ...record };
+    active.manifest.zeroAt ??= Date.now();
+    record.status = 'started';
+    record.updatedAt = new Date().toISOString();
+    await this.#store.putRecording(record);
+    this.#log.info({ recording: record.id, roomSession: roomSession.id, tracks: active.captures.size }, 'recording started');
+    roomSession.emit('recordingStarted', record.id, record.name);
+    return { ...record };
+  }
+
+  /** The room session's name if no recording has it as id, else `name-1`, `name-2`… */
+  async #freeId(name: string): Promise<string> {
+    const taken = async (id: string) => this.#active.has(id) || (await this.#store.getRecording(id)) !== undefined;
+    if (!(await taken(name))) return name;
+    for (let n = 1; ; n++) if (!(await taken(`${name}-${n}`))) return `${name}-${n}`;
+  }
+
+  /**
+   * Stops a recording: capture ends, the files are closed, and the MP4 is composed; resolves with
+   * the record once composed, or after `stopWaitMs` with the record as it is then (`stopped`).
+   * NOT_FOUND, NOT_ACCEPTABLE (`starting`), CONFLICT (not recording).
+   */
+  async stop(id: string): Promise<RecordingRecord> {
+    const active = this.#active.get(id);
+    if (!active) {
+      const record = await this.#store.getRecording(id);
+      if (!record || record.id !== id) throw new KilnError('NOT_FOUND', `Recording ${id} does not exist`);
+      throw new KilnError('CONFLICT', `Recording ${id} is not being recorded (${record.status})`);
+    }
+    if (active.record.status === 'starting') throw new KilnError('NOT_ACCEPTABLE', `Recording ${id} is starting: wait until it has started`);
+    const stopped = this.#stopActive(active);
+    const composed = this.#composing.get(id)?.done ?? Promise.resolve();
+    await stopped;
+    const wait = new Promise((r) => setTimeout(r, this.#options.stopWaitMs).unref());
+    await Promise.race([this.#composing.get(id)?.done ?? composed, wait]);
+    return (await this.get(id)) ?? stopped;
+  }
+
+  /** Ends capture, writes the manifest and queues the composition; idempotent. */
+  #stopActive(active: Active): Promise<RecordingRecord> {
+    active.stopping ??= (async () => {
+      const record = active.record;
+      const now = Date.now();
+      active.unsubscribe();
+      active.manifest.zeroAt ??= now;
+      const durationMs = Math.max(0, now - active.manifest.zeroAt);
+      active.manifest.durationMs = durationMs;
+      await Promise.all([...active.captures.values()].map(({ capture, entry }) => this.#endCapture(capture, entry, durationMs)));
+      active.captures.clear();
+      record.status = record.status === 'failed' ? 'failed' : 'stopped';
+      record.stoppedAt = new Date(now).toISOString();
+      record.updatedAt = record.stoppedAt;
+      await this.#writeManifest(active);
+      this.#active.delete(record.id);
+      await this.#store.putRecording(record);
+      active.roomSession.emit('recordingStopped', record.id, record.name);
+      this.#log.info({ recording: record.id, durationMs }, 'recording stopped');
+      if (record.status === 'stopped') this.#queueCompose({ ...record }, active.manifest);
+      return { ...record };
+    })();
+    return active.stopping;
+  }
+
+  /** Closes a capture that runs until the end: its track ends with the recording. */
+  async #endCapture(capture: TrackCapture, entry: ManifestTrack, durationMs: number): Promise<void> {
+    await capture.close().catch(() => {});
+    if (entry.startMs !== null && entry.endMs === null) entry.endMs = durationMs;
+  }
+
+  /**
+   * Deletes a recording, its files and its record. NOT_FOUND; CONFLICT while it is starting or
+   * started. A composition in progress is cancelled.
+   */
+  async delete(id: string): Promise<void> {
+    const active = this.#active.get(id);
+    if (active) throw new KilnError('CONFLICT', `Recording ${id} is ${active.record.status}: stop it before deleting it`);
+    const record = await this.#store.getRecording(id);
+    if (!record || record.id !== id) throw new KilnError('NOT_FOUND', `Recording ${id} does not exist`);
+    const job = this.#composing.get(id);
+    if (job) {
+      job.abort.abort();
+      await job.done;
+    }
+    await this.#store.deleteRecording(id);
+    if (RECORDING_ID.test(id)) await rm(this.folderOf(id), { recursive: true, force: true });
+  }
+
+  /** Records the tracks published now and follows the room session's publishes and leaves. */
+  #attachAll(active: Active): void {
+    const rs = active.roomSession;
+    const waits: Promise<void>[] = [];
+    for (const [participant, published] of rs.publishedStreams()) waits.push(this.#attachStream(active, participant, published));
+    active.firstMedia = Promise.all(waits).then(() => {});
+    const onPublished = (p: Participant, s: PublishedStream) => void this.#attachStream(active, p, s);
+    const onUnpublished = (_p: Participant, s: PublishedStream) => this.#detachStream(active, s.id);
+    const onLeft = () => {
+      if (active.automatic && rs.participants.size === 0) void this.#stopQuietly(active);
+    };
+    const onEnding = () => void this.#stopQuietly(active);
+    rs.on('published', onPublished);
+    rs.on('unpublished', onUnpublished);
+    rs.on('left', onLeft);
+    rs.on('ending', onEnding);
+    active.unsubscribe = () => {
+      rs.off('published', onPublished);
+      rs.off('unpublished', onUnpublished);
+      rs.off('left', onLeft);
+      rs.off('ending', onEnding);
+    };
+  }
+
+  /** Captures each track of a published stream; resolves when all of them wrote a frame. */
+  #attachStream(active: Active, participant: Participant, published: PublishedStream): Promise<void> {
+    const forwarder = this.#options.engine.forwarderOf(published.stream);
+    if (!forwarder || active.stopping) return Promise.resolve();
+    const firsts: Promise<void>[] = [];
+    for (const track of forwarder.tracks) {
+      const codec = captureCodec(track.info.codec);
+      const key = `${published.id}#${track.info.id}`;
+      if (!codec || active.captures.has(key)) continue;
+      const file = `tracks/${String(active.manifest.tracks.length + 1).padStart(3, '0')}-${safeName(published.id)}-${track.info.kind}.${captureExtension(codec)}`;
+      const entry: ManifestTrack = { file, kind: track.info.kind, codec, participant: participant.id, stream: published.id, startMs: null, endMs: null };
+      let resolveFirst = () => {};
+      firsts.push(new Promise<void>((r) => (resolveFirst = r)));
+      const capture = new TrackCapture({
+        path: join(this.folderOf(active.record.id), file),
+        codec,
+        track,
+        forwarder,
+        onFirstFrame: (at) => {
+          active.manifest.zeroAt ??= at;
+          entry.startMs = Math.max(0, at - active.manifest.zeroAt);
+          resolveFirst();
+          void this.#writeManifest(active);
+        },
+        onError: (err) => {
+          resolveFirst();
+          this.#captureFailed(active, err);
+        },
+      });
+      active.manifest.tracks.push(entry);
+      active.captures.set(key, { capture, entry });
+    }
+    void this.#writeManifest(active);
+    return Promise.all(firsts).then(() => {});
+  }
+
+  /** A stream left: its captures end now. */
+  #detachStream(active: Active, streamId: string): void {
+    for (const [key, { capture, entry }] of active.captures) {
+      if (entry.stream !== streamId) continue;
+      active.captures.delete(key);
+      if (entry.startMs !== null) entry.endMs = Date.now() - (active.manifest.zeroAt ?? Date.now());
+      void capture.close().catch(() => {}).then(() => this.#writeManifest(active));
+    }
+  }
+
+  /** A file could not be written (disk full…): the recording fails, the captured tracks stay. */
+  #captureFailed(active: Active, err: Error): void {
+    if (active.record.status === 'failed') return;
+    this.#log.error({ err, recording: active.record.id }, 'recording failed: a track could not be written');
+    active.record.status = 'failed';
+    active.record.reason = `capture failed: ${err.message}`;
+    void this.#stopQuietly(active);
+  }
+
+  async #stopQuietly(active: Active): Promise<void> {
+    try {
+      await this.#stopActive(active);
+    } catch (err) {
+      this.#log.error({ err, recording: active.record.id }, 'recording could not be stopped cleanly');
+    }
+  }
+
+  /** Writes the manifest atomically (temp file, then rename), in order. */
+  #writeManifest(active: Active): Promise<void> {
+    const dir = this.folderOf(active.record.id);
+    const next = active.manifestWrite.then(async () => {
+      const text = JSON.stringify(active.manifest, null, 2);
+      await writeFile(join(dir, 'manifest.json.tmp'), text);
+      await rename(join(dir, 'manifest.json.tmp'), join(dir, 'manifest.json'));
+    }).catch((err) => this.#log.warn({ err, recording: active.record.id }, 'recording manifest could not be written'));
+    active.manifestWrite = next;
+    return next;
+  }
+
+  /** Queues the composition of a stopped recording (one ffmpeg at a time). */
+  #queueCompose(record: RecordingRecord, manifest: Manifest): void {
+    const abort = new AbortController();
+    const done = (this.#queue = this.#queue.then(() => this.#compose(record, manifest, abort.signal)).finally(() => {
+      if (this.#composing.get(record.id)?.done === done) this.#composing.delete(record.id);
+    }));
+    this.#composing.set(record.id, { done, abort });
+  }
+
+  async #compose(record: RecordingRecord, manifest: Manifest, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const folder = this.folderOf(record.id);
+    const durationMs = manifest.durationMs ?? 0;
+    const tracks = manifest.tracks
+      .filter((t) => t.startMs !== null && t.endMs !== null && t.endMs > t.startMs)
+      .map((t) => ({ path: join(folder, t.file), kind: t.kind, startMs: t.startMs!, endMs: Math.min(t.endMs!, durationMs) }));
+    const started = Date.now();
+    try {
+      const result = await compose({
+        ffmpegPath: this.#options.ffmpegPath, tracks, durationMs, output: this.fileOf(record.id),
+        width: this.#options.width, height: this.#options.height, fps: this.#options.fps, signal,
+      });
+      if (signal.aborted) return;
+      Object.assign(record, { status: 'available', duration: Math.round(result.durationSeconds * 100) / 100, size: result.size, updatedAt: new Date().toISOString() });
+      this.#log.info({ recording: record.id, seconds: record.duration, bytes: record.size, composeMs: Date.now() - started }, 'recording composed');
+    } catch (err) {
+      if (signal.aborted) return;
+      this.#log.error({ err, recording: record.id }, 'recording failed: the file could not be composed');
+      Object.assign(record, { status: 'failed', reason: `composition failed: ${(err as Error).message}`, updatedAt: new Date().toISOString() });
+    }
+    // Deleted meanwhile: nothing to write back.
+    if (!(await this.#store.getRecording(record.id))) return;
+    await this.#store.putRecording(record).catch((err) => this.#log.error({ err, recording: record.id }, 'recording could not be written'));
+  }
+
+  /** Recordings (ALWAYS / record_on_start) start with the first publish and stop when the last member leaves. */
+  #follow(rs: RoomSession): void {
+    if (rs.openvidu?.archiveMode !== 'ALWAYS' && !rs.settings.recordOnStart) return;
+    rs.on('published', () => {
+      if (this.#closed || rs.ended || this.activeOf(rs)) return;
+      this.start(rs, this.#options.rooms.sessionIdOf(rs), true).catch((err) => {
+        this.#log.error({ err, roomSession: rs.id }, 'automatic recording could not start');
+      });
+    });
+  }
+
+  /**
+   * After a restart: what was being recorded when the process died is stopped where its files end,
+   * and composed; what was stopped and not yet composed is composed. Runs in the background.
+   */
+  async recover(): Promise<void> {
+    for (const record of await this.#store.listUnfinishedRecordings()) {
+      if (!RECORDING_ID.test(record.id)) continue;
+      let manifest: Manifest;
+      try {
+        manifest = JSON.parse(await readFile(join(this.folderOf(record.id), 'manifest.json'), 'utf8')) as Manifest;
+        if (!Array.isArray(manifest.tracks)) throw new Error('the manifest has no tracks');
+      } catch (err) {
+        await this.#fail(record, `nothing to compose after a restart: ${(err as Error).message}`);
+        continue;
+      }
+      for (const t of manifest.tracks) {
+        if (t.startMs === null || t.endMs !== null) continue;
+        t.endMs = t.startMs + (await this.#capturedMs(join(this.folderOf(record.id), t.file), t.kind));
+      }
+      const ends = manifest.tracks.map((t) => t.endMs ?? 0);
+      manifest.durationMs ??= Math.max(0, ...ends);
+      if (manifest.durationMs <= 0) {
+        await this.#fail(record, 'the process stopped before any media was captured');
+        continue;
+      }
+      await writeFile(join(this.folderOf(record.id), 'manifest.json'), JSON.stringify(manifest, null, 2)).catch(() => {});
+      const was = record.status;
+      record.status = 'stopped';
+      record.stoppedAt ??= new Date((manifest.zeroAt ?? Date.parse(record.createdAt)) + manifest.durationMs).toISOString();
+      record.updatedAt = new Date().toISOString();
+      await this.#store.putRecording(record);
+      this.#log.warn({ recording: record.id, was, durationMs: manifest.durationMs }, 'recording left unfinished by the last run: composing what was captured');
+      this.#queueCompose(record, manifest);
+    }
+  }
+
+  /** How long a captured file plays, ms (truncating a half-written last frame). */
+  async #capturedMs(path: string, kind: 'video' | 'audio'): Promise<number> {
+    try {
+      await stat(path);
+      if (kind === 'video') return Math.round((await scanIvf(path)).durationPts / 90);
+      return Math.round((await scanOgg(path)).durationSamples / 48);
+    } catch {
+      return 0;
+    }
+  }
+
+  async #fail(record: RecordingRecord, reason: string): Promise<void> {
+    this.#log.error({ recording: record.id, reason }, 'recording failed');
+    Object.assign(record, { status: 'failed', reason, updatedAt: new Date().toISOString() });
+    await this.#store.putRecording(record);
+  }
+
+  /**
+   * On shutdown: recordings in progress are stopped and their files closed; compositions get up to
+   * `graceMs` to finish, then are cancelled (the next start composes them).
+   */
+  async close(graceMs = 30_000): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#active.values()].map((a) => this.#stopQuietly(a)));
+    const timer = setTimeout(() => {
+      for (const job of this.#composing.values()) job.abort.abort();
+    }, graceMs);
+    await this.#queue.catch(() => {});
+    clearTimeout(timer);
+  }
+}
+
+/** A stream id as a file-name part. */
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+}
