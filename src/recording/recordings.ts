@@ -241,7 +241,7 @@ export class Recordings {
    */
   async delete(id: string): Promise<void> {
     const active = this.#active.get(id);
-    if (active) throw new KilnError('CONFLICT', `Recording ${id} is ${active.record.status}: stop it before deleting it`);
+    if (active) throw new KilnError('CONFLICT', `Recording ${id} is ${active.record.status}: stop it before deleting it`, { parameter: 'id', rule: 'recording_in_progress' });
     const record = await this.#store.getRecording(id);
     if (!record || record.id !== id) throw new KilnError('NOT_FOUND', `Recording ${id} does not exist`);
     const job = this.#composing.get(id);

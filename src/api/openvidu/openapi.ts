@@ -1,5 +1,5 @@
 /**
- * The OpenAPI 3.0 paths and schemas of the OpenVidu 1.x dialect (seed 004: sessions and tokens),
+ * The OpenAPI 3.0 paths and schemas of the OpenVidu 1.x dialect (seed 004: sessions, tokens and recordings),
  * merged into the document `GET /openapi.json` serves.
  */
 
@@ -10,6 +10,22 @@ const unauthorized = { description: 'Missing or wrong credentials (Basic OPENVID
 export function openViduOpenApi(): { paths: Record<string, object>; schemas: Record<string, object> } {
   return {
     schemas: {
+      OpenViduRecording: {
+        type: 'object',
+        required: ['createdAt', 'duration', 'hasAudio', 'hasVideo', 'id', 'name', 'sessionId', 'size', 'status', 'url'],
+        properties: {
+          createdAt: { type: 'integer', description: 'When the recording started, UTC milliseconds' },
+          duration: { type: 'number', description: 'Seconds of the file (0 until stopped)' },
+          hasAudio: { type: 'boolean' },
+          hasVideo: { type: 'boolean' },
+          id: { type: 'string', description: "The session's name, then -1, -2… for later recordings of it" },
+          name: { type: 'string' },
+          sessionId: { type: 'string' },
+          size: { type: 'integer', description: 'Bytes of the file (0 until composed)' },
+          status: { type: 'string', enum: ['starting', 'started', 'stopped', 'available', 'failed'], description: '`available` (with `url`) only with free access; otherwise a composed file stays `stopped`' },
+          url: { type: 'string', nullable: true, description: '<KILN_PUBLIC_URL>/recordings/<id>.mp4 with free access, else null' },
+        },
+      },
       OpenViduError: {
         type: 'object',
         required: ['timestamp', 'status', 'error', 'message', 'path'],
@@ -36,6 +52,58 @@ export function openViduOpenApi(): { paths: Record<string, object>; schemas: Rec
             200: { description: 'The session id: KILN_PUBLIC_URL in ws(s) form plus /<16 lowercase alphanumerics>', ...json({ type: 'object', required: ['id'], properties: { id: { type: 'string', example: 'wss://localhost:8443/jpifeuzfati5qaj8' } } }) },
             400: { description: 'A body value not available yet or not defined, or a body that is not a JSON object', ...json(error) },
             401: unauthorized,
+          },
+        },
+      },
+      '/api/recordings/start': {
+        post: {
+          summary: 'OpenVidu: start recording a session; answers once the file holds media',
+          requestBody: { required: true, ...json({ type: 'object', required: ['session'], properties: { session: { type: 'string' } } }) },
+          responses: {
+            200: { description: 'Recording (status `started`)', ...json({ $ref: '#/components/schemas/OpenViduRecording' }) },
+            400: { description: 'No `session` in the body, a body that is not JSON, or a session with no connected participants', ...json(error) },
+            401: unauthorized,
+            404: { description: 'No such session', ...json(error) },
+            409: { description: 'The session is being recorded already', ...json(error) },
+          },
+        },
+      },
+      '/api/recordings/stop/{id}': {
+        post: {
+          summary: 'OpenVidu: stop a recording; answers once its MP4 is composed (or after recordings.stopWaitMs)',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            200: { description: 'Recording (status `stopped`, or `available` with free access)', ...json({ $ref: '#/components/schemas/OpenViduRecording' }) },
+            401: unauthorized,
+            404: { description: 'No such recording', ...json(error) },
+            406: { description: 'The recording is still `starting`', ...json(error) },
+            409: { description: 'The recording is not being recorded', ...json(error) },
+          },
+        },
+      },
+      '/api/recordings': {
+        get: {
+          summary: 'OpenVidu: every recording, newest first',
+          responses: {
+            200: { description: 'Recordings', ...json({ type: 'object', required: ['count', 'items'], properties: { count: { type: 'integer' }, items: { type: 'array', items: { $ref: '#/components/schemas/OpenViduRecording' } } } }) },
+            401: unauthorized,
+          },
+        },
+      },
+      '/api/recordings/{id}': {
+        get: {
+          summary: 'OpenVidu: one recording',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { 200: { description: 'Recording', ...json({ $ref: '#/components/schemas/OpenViduRecording' }) }, 401: unauthorized, 404: { description: 'No such recording', ...json(error) } },
+        },
+        delete: {
+          summary: 'OpenVidu: delete a recording, its file and its record',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            204: { description: 'Deleted' },
+            401: unauthorized,
+            404: { description: 'No such recording', ...json(error) },
+            409: { description: 'The recording is starting or started: stop it first', ...json(error) },
           },
         },
       },

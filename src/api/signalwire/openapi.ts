@@ -17,6 +17,7 @@ const paging = [
   q('page_token', { type: 'string' }, 'The cursor of a next/prev link'),
 ];
 const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const ttl = q('media_ttl', { type: 'integer', minimum: 1, maximum: 604800, default: 900 }, 'Seconds the recording `uri` stays valid');
 const nullable = (type: string, extra: object = {}) => ({ type, nullable: true, ...extra });
 const list = (item: string) => ({ type: 'object', required: ['links', 'data'], properties: { links: ref('SignalWireLinks'), data: { type: 'array', items: ref(item) } } });
 
@@ -84,6 +85,19 @@ export function signalWireOpenApi(): { paths: Record<string, object>; schemas: R
           join_time: nullable('string', { format: 'date-time' }), leave_time: nullable('string', { format: 'date-time' }), duration: nullable('integer'), cost_in_dollars: { type: 'number' },
         },
       },
+      SignalWireRecording: {
+        type: 'object',
+        required: ['id', 'room_session_id', 'status', 'started_at', 'finished_at', 'duration', 'size_in_bytes', 'format', 'cost_in_dollars', 'uri', 'created_at', 'updated_at'],
+        properties: {
+          id: { type: 'string', format: 'uuid' }, room_session_id: { type: 'string', format: 'uuid' },
+          status: { type: 'string', enum: ['recording', 'processing', 'completed', 'failed'] },
+          started_at: nullable('string', { format: 'date-time' }), finished_at: nullable('string', { format: 'date-time' }),
+          duration: nullable('integer'), size_in_bytes: nullable('integer'), format: { type: 'string', example: 'video/mp4' },
+          cost_in_dollars: { type: 'number' },
+          uri: nullable('string', { description: 'A temporary link to the file (valid media_ttl seconds), once composed' }),
+          created_at: { type: 'string', format: 'date-time' }, updated_at: { type: 'string', format: 'date-time' },
+        },
+      },
     },
     paths: {
       '/api/video/rooms': {
@@ -122,6 +136,16 @@ export function signalWireOpenApi(): { paths: Record<string, object>; schemas: R
       },
       '/api/video/room_sessions/{id}/members': {
         get: { summary: 'SignalWire: the members of a room session, in join order', parameters: [id, ...paging], responses: { 200: { description: 'OK', ...json(list('SignalWireMember')) }, 401: e401, 404: e404, 422: e422 } },
+      },
+      '/api/video/room_sessions/{id}/recordings': {
+        get: { summary: 'SignalWire: the recordings of a room session, newest first', parameters: [id, ttl, ...paging], responses: { 200: { description: 'OK', ...json(list('SignalWireRecording')) }, 401: e401, 404: e404, 422: e422 } },
+      },
+      '/api/video/room_recordings': {
+        get: { summary: 'SignalWire: every recording, newest first', parameters: [ttl, ...paging], responses: { 200: { description: 'OK', ...json(list('SignalWireRecording')) }, 401: e401, 422: e422 } },
+      },
+      '/api/video/room_recordings/{id}': {
+        get: { summary: 'SignalWire: one recording (by its uuid)', parameters: [id, ttl], responses: { 200: { description: 'OK', ...json(ref('SignalWireRecording')) }, 401: e401, 404: e404, 422: e422 } },
+        delete: { summary: 'SignalWire: delete a recording and its file (409 while it records)', parameters: [id], responses: { 204: { description: 'Deleted' }, 401: e401, 404: e404 } },
       },
       '/api/video/room_tokens': {
         post: {
