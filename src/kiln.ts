@@ -26,6 +26,10 @@ import { join } from 'node:path';
 /** The setting holding this node's heartbeat, and how often it is written. */
 const ALIVE_KEY = 'node_alive_at';
 const HEARTBEAT_MS = 5000;
+/** Heartbeats between two prunings of spent room tokens (an hour). */
+const GRANT_PRUNE_BEATS = 720;
+/** A used room token is kept this long (for the record), ms. */
+const USED_GRANT_KEEP_MS = 24 * 3600_000;
 
 export class Kiln {
   readonly config: KilnConfig;
@@ -107,7 +111,12 @@ export class Kiln {
     });
     const recordingLinks = new RecordingLinks(deriveKey(signingKey, 'recording-links'));
     await this.rooms.restore(await this.#lastAlive(this.store));
-    this.#heartbeat = setInterval(() => void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {}), HEARTBEAT_MS);
+    let beats = 0;
+    this.#heartbeat = setInterval(() => {
+      void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {});
+      // About hourly (and at the first beat): room tokens that can never join again are dropped.
+      if (beats++ % GRANT_PRUNE_BEATS === 0) void this.#pruneGrants();
+    }, HEARTBEAT_MS);
     this.#heartbeat.unref();
     this.#sampler = setInterval(() => this.catalog.sampleActivity(Date.now()), 1000);
     this.#sampler.unref();
@@ -167,6 +176,16 @@ export class Kiln {
     const at = alive ? new Date(alive) : new Date();
     await store.setSetting(ALIVE_KEY, new Date().toISOString());
     return Number.isNaN(at.getTime()) ? new Date() : at;
+  }
+
+  async #pruneGrants(): Promise<void> {
+    const now = Date.now();
+    try {
+      const pruned = await this.store?.pruneRoomGrants(new Date(now).toISOString(), new Date(now - USED_GRANT_KEEP_MS).toISOString());
+      if (pruned) this.logger.info({ pruned }, 'spent room tokens dropped');
+    } catch (err) {
+      this.logger.warn({ err }, 'spent room tokens could not be dropped');
+    }
   }
 
   /**

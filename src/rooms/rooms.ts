@@ -324,7 +324,12 @@ export class Rooms {
       if (rs.roomId === record.id && rs.name !== record.name) throw errors.invalidParameter('name', 'The room cannot be renamed while a session of it is in progress');
     }
     await this.#store.putRoom(record);
-    for (const rs of this.#open.values()) if (rs.roomId === record.id) Object.assign(rs.settings, roomSettingsFromJson(record.settings));
+    for (const rs of this.#open.values()) {
+      if (rs.roomId !== record.id) continue;
+      Object.assign(rs.settings, roomSettingsFromJson(record.settings));
+      // The session's stored copy of the settings follows (what GET /room_sessions shows).
+      if (rs.status !== null) await this.#write(() => this.#store.putRoomSession(this.#record(rs)));
+    }
   }
 
   /** Deletes a room; its session in progress ends (members removed). False when there was none. */

@@ -180,6 +180,8 @@ export interface Store {
   getRoomGrant(token: string): Promise<RoomGrantRecord | undefined>;
   /** Marks a grant used; false when it was used already or does not exist (single use, atomic). */
   useRoomGrant(token: string, at: string): Promise<boolean>;
+  /** Deletes grants that can never join again: expired before `now`, or used before `usedBefore`. Returns how many. */
+  pruneRoomGrants(now: string, usedBefore: string): Promise<number>;
   /** Inserts or replaces a recording. */
   putRecording(record: RecordingRecord): Promise<void>;
   /** By OpenVidu id, or by uuid. */

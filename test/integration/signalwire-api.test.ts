@@ -116,6 +116,14 @@ describe('rooms', () => {
       [{ name: 'r1', max_members: '5' }, 'max_members'],
       [{ name: 'r1', quality: '4k' }, 'quality'],
       [{ name: 'r1', fps: 25 }, 'fps'],
+      [{ name: 'r1', fps: '2e1' }, 'fps'],
+      [{ name: 'r1', fps: ' 20' }, 'fps'],
+      [{ name: 'r1', join_from: '2024-02-30' }, 'join_from'],
+      [{ name: 'r1', join_from: '2023-02-29T10:00:00Z' }, 'join_from'],
+      [{ name: 'r1', join_until: '2030-01-01T24:00:00Z' }, 'join_until'],
+      [{ name: 'r1', remove_at: '0000-01-01T00:00:00Z' }, 'remove_at'],
+      [{ name: 'r1', remove_at: '2030-13-01T00:00:00Z' }, 'remove_at'],
+      [{ name: 'r1', remove_at: '2030-01-01T00:00:00+25:00' }, 'remove_at'],
       [{ name: 'r1', layout: 'circle' }, 'layout'],
       [{ name: 'r1', join_from: 'tomorrow' }, 'join_from'],
       [{ name: 'r1', join_from: '2030-01-02T00:00:00Z', join_until: '2030-01-01T00:00:00Z' }, 'join_until'],
@@ -200,6 +208,8 @@ describe('room tokens join through the room signaling; the settings hold', () =>
     await assert.rejects(join('race', waiting), (err: RpcCallError) => /full/.test(err.message));
     await sw('PUT', '/rooms/race', { max_members: 2 });
     await join('race', waiting);
+    // The session in progress shows the room's new settings.
+    assert.equal((await sw('GET', `/room_sessions/${rs.id}`)).json.max_members, 2);
   });
 
   test('max_members 2 refuses a third join; locked refuses joins', async () => {
@@ -265,6 +275,9 @@ describe('GET /room_sessions', () => {
     assert.ok((await list(`?room_name_matches=${ovName.slice(3, 9)}`)).json.data.some((s: any) => s.id === ov.id));
     assert.ok((await list('?room_name_matches=own')).json.data.every((s: any) => s.name.includes('own')));
     assert.ok((await list('?room_name_matches=%25')).json.data.every((s: any) => s.name.includes('%')), 'LIKE characters are literal');
+    // Names are case sensitive, and so is the match.
+    const upper = ovName.toUpperCase();
+    assert.ok(upper !== ovName && !(await list(`?room_name_matches=${upper}`)).json.data.some((s: any) => s.id === ov.id), 'case sensitive');
     assert.ok((await list('?status=completed')).json.data.every((s: any) => s.status === 'completed'));
     assert.ok((await list('?status=in-progress')).json.data.every((s: any) => s.status === 'in-progress'));
     assert.deepEqual((await list(`?room_id=${randomUUID()}`)).json.data, []);

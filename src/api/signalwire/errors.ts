@@ -1,6 +1,7 @@
 /**
  * SignalWire's error bodies (seed 003): 401 `{"error":"Unauthorized"}`, 400 `{"error":"Bad
- * Request"}`, 500 `{"error":"Internal Server Error"}`, 404 `{"error":"Not Found"}`, and 422 with one
+ * Request"}`, 500 `{"error":"Internal Server Error"}`, 404 `{"error":"Not Found"}`, 403
+ * `{"error":"Forbidden"}`, and 422 with one
  * item per offending parameter. The one function that maps a KilnError to them.
  */
 import { errors, type KilnError } from '../../core/errors.ts';
@@ -17,6 +18,8 @@ export function signalWireError(err: KilnError): { status: number; body: Record<
       return { status: 400, body: { error: 'Bad Request' } };
     case 401:
       return { status: 401, body: { error: 'Unauthorized' } };
+    case 403:
+      return { status: 403, body: { error: 'Forbidden' } };
     case 404:
       return { status: 404, body: { error: 'Not Found' } };
     case 409:

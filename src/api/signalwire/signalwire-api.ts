@@ -57,12 +57,19 @@ function queryOf(request: FastifyRequest): Record<string, string | undefined> {
 /** An RFC 3339 date-time, or a date alone (midnight UTC), as SignalWire takes them. */
 function dateTime(value: unknown, attribute: string): Date | null {
   if (value === null) return null;
-  if (typeof value !== 'string') throw invalidParameter(attribute, `${attribute} must be an RFC 3339 date-time`);
+  const bad = () => invalidParameter(attribute, `${attribute} must be an RFC 3339 date-time`);
+  if (typeof value !== 'string') throw bad();
   const text = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value;
-  if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/.test(text) || Number.isNaN(Date.parse(text))) {
-    throw invalidParameter(attribute, `${attribute} must be an RFC 3339 date-time`);
-  }
-  return new Date(text);
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?([Zz]|[+-](\d{2}):?(\d{2}))$/.exec(text);
+  if (!m) throw bad();
+  // Each field within its calendar range: no 30 February, no hour 24, no year 0.
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number);
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) throw bad();
+  if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) throw bad();
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) throw bad();
+  return date;
 }
 
 function integer(value: unknown, attribute: string, min: number, max: number): number {
@@ -104,9 +111,8 @@ function applyRoomBody(body: Record<string, unknown>, settings: RoomSettings, ex
     settings.quality = body.quality;
   }
   if (has('fps')) {
-    const fps = typeof body.fps === 'string' ? Number(body.fps) : body.fps;
-    if (fps !== 20 && fps !== 30) throw invalidParameter('fps', 'fps must be one of 20, 30');
-    settings.fps = fps;
+    if (![20, 30, '20', '30'].includes(body.fps as number | string)) throw invalidParameter('fps', 'fps must be one of 20, 30');
+    settings.fps = Number(body.fps) as 20 | 30;
   }
   if (has('join_from')) settings.joinFrom = dateTime(body.join_from, 'join_from');
   if (has('join_until')) settings.joinUntil = dateTime(body.join_until, 'join_until');

@@ -99,8 +99,6 @@ function pageClause(q: PageQuery, where: string[], params: (string | number)[]):
   return `${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at ${order}, id ${order} LIMIT ?`;
 }
 
-/** A LIKE pattern matching `s` anywhere, with `\` escaping LIKE's own characters. */
-const containing = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 interface RoomRow { id: string; name: string; settings: string; created_at: string; updated_at: string }
 const roomOf = (r: RoomRow): RoomRecord => ({ id: r.id, name: r.name, settings: JSON.parse(r.settings), createdAt: r.created_at, updatedAt: r.updated_at });
@@ -233,7 +231,7 @@ export class SqliteStore implements Store {
 
   async putRoom(r: RoomRecord): Promise<void> {
     const other = this.#db.prepare('SELECT id FROM rooms WHERE name = ? AND id <> ?').get(r.name, r.id);
-    if (other) throw new KilnError('CONFLICT', `A room named ${r.name} already exists`);
+    if (other) throw new KilnError('CONFLICT', `A room named ${r.name} already exists`, { parameter: 'name', rule: 'value_not_unique' });
     this.#db.prepare('INSERT OR REPLACE INTO rooms (id, name, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
       .run(r.id, r.name, JSON.stringify(r.settings), r.createdAt, r.updatedAt);
   }
@@ -255,6 +253,8 @@ export class SqliteStore implements Store {
   }
 
   async deleteRoom(id: string): Promise<boolean> {
+    // Its tokens go with it: they could only ever join this room.
+    this.#db.prepare('DELETE FROM room_grants WHERE room_id = ?').run(id);
     return Number(this.#db.prepare('DELETE FROM rooms WHERE id = ?').run(id).changes) === 1;
   }
 
@@ -270,8 +270,9 @@ export class SqliteStore implements Store {
       params.push(q.name);
     }
     if (q.nameContains !== undefined) {
-      where.push(`name LIKE ? ESCAPE '\\'`);
-      params.push(containing(q.nameContains));
+      // A substring, case sensitive as names are (LIKE would fold ASCII case).
+      where.push('instr(name, ?) > 0');
+      params.push(q.nameContains);
     }
     if (q.status !== undefined) {
       where.push('status = ?');
@@ -305,6 +306,10 @@ export class SqliteStore implements Store {
 
   async useRoomGrant(token: string, at: string): Promise<boolean> {
     return Number(this.#db.prepare('UPDATE room_grants SET used_at = ? WHERE token = ? AND used_at IS NULL').run(at, token).changes) === 1;
+  }
+
+  async pruneRoomGrants(now: string, usedBefore: string): Promise<number> {
+    return Number(this.#db.prepare('DELETE FROM room_grants WHERE expires_at < ? OR used_at < ?').run(now, usedBefore).changes);
   }
 
   async putRecording(r: RecordingRecord): Promise<void> {
