@@ -32,6 +32,9 @@ export interface AssembledFrame {
 /** Packet slots of the reorder window (a power of two). A jump of this many sequence numbers restarts it. */
 const CAPACITY = 1024;
 const MASK = CAPACITY - 1;
+/** Most packets one video frame may span (about 10 MB at 1200 bytes); more breaks the frame. */
+export const MAX_FRAME_PARTS = 8192;
+
 /** Packets held behind a missing one before it is declared lost, whatever else happens. */
 export const REORDER_MAX_PACKETS = 128;
 /** Video: a missing packet is lost once this many later frames have ended (their marker arrived). */
@@ -303,6 +306,11 @@ export class FrameAssembler {
   }
 
   #part(buf: Buffer, start: number, end: number, head: number): void {
+    // A frame that never ends (no marker, no new timestamp) is not held without bound: it breaks.
+    if (this.#parts >= MAX_FRAME_PARTS) {
+      this.#curBroken = true;
+      return;
+    }
     const i = this.#parts++;
     this.#partBuf[i] = buf;
     this.#partStart[i] = start;

@@ -11,7 +11,10 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Credentials } from '../api/credentials.ts';
 import { RECORDING_ID, type Recordings } from './recordings.ts';
 
-/** Signs temporary links to recording files: HMAC-SHA256 of `<id>.<expires>`. */
+/**
+ * Signs temporary links to recording files: HMAC-SHA256 of `<uuid>.<expires>`, the recording's
+ * uuid (ids are reused after a delete; uuids never are).
+ */
 export class RecordingLinks {
   readonly #key: Buffer;
 
@@ -23,7 +26,7 @@ export class RecordingLinks {
     return createHmac('sha256', this.#key).update(`${id}.${expires}`).digest();
   }
 
-  /** The query string (`expires=…&signature=…`) of a link valid for `ttlSeconds`. */
+  /** The query string (`expires=…&signature=…`) of a link to recording `id` (its uuid) valid for `ttlSeconds`. */
   query(id: string, ttlSeconds: number, now = Date.now()): string {
     const expires = Math.floor(now / 1000) + ttlSeconds;
     return `expires=${expires}&signature=${this.#signature(id, expires).toString('base64url')}`;
@@ -74,11 +77,14 @@ export function registerRecordingFiles(app: FastifyInstance, options: RecordingF
       const m = /^(.+)\.mp4$/.exec(request.params.file);
       const id = m?.[1];
       if (!id || !RECORDING_ID.test(id)) return plain(reply, 404, 'No such recording');
-      const allowed = freeAccess || links.valid(id, request.query.expires, request.query.signature)
-        || credentials.basic(request.headers.authorization) !== undefined
+      const denied = () => plain(reply.header('WWW-Authenticate', 'Basic realm="Kiln recordings"'), 401, 'Credentials are required');
+      const authorized = freeAccess || credentials.basic(request.headers.authorization) !== undefined
         || credentials.basicWithAnyUser(request.headers.authorization, 'OPENVIDUAPP') !== undefined;
-      if (!allowed) return plain(reply.header('WWW-Authenticate', 'Basic realm="Kiln recordings"'), 401, 'Credentials are required');
+      const { expires, signature } = request.query;
+      if (!authorized && signature === undefined) return denied();
       const record = await recordings.get(id);
+      // A signed link holds for the one recording it was made for (its uuid), not a later one of the same id.
+      if (!authorized && !(record && links.valid(record.uuid, expires, signature))) return denied();
       if (!record || record.id !== id || record.status !== 'available') return plain(reply, 404, 'No such recording');
       const path = recordings.fileOf(id);
       let size: number;

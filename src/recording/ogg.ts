@@ -28,6 +28,8 @@ export const OGG_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
  * and the packet after it simply follows the one before.
  */
 export const OGG_MAX_FILL_SAMPLES = 12 * 3600 * 48_000;
+/** A timestamp jump is filled with silence up to the wall time since the last packet plus this, ms. */
+const FILL_SLACK_MS = 2000;
 
 /**
  * Zero-length Opus frames, 1 to 6 of 20 ms and 1 to 7 of 2.5 ms (RFC 6716 §3.2.5: code 3, CBR, no
@@ -102,6 +104,8 @@ export class OggOpusWriter {
   #pageSequence = 0;
   #started = false;
   #firstTs = 0;
+  /** Wall time of the last packet written (bounds how much silence a jump may fill). */
+  #lastWriteAt = 0;
   #pending: Buffer[] = [];
   #pendingCount = 0;
   #pendingSegments = 0;
@@ -131,8 +135,19 @@ export class OggOpusWriter {
         this.#writeHeaders();
       }
       // Where the packet belongs; one that would overlap the previous packet follows it.
-      const gap = frame.timestamp - this.#firstTs - this.durationSamples;
-      if (gap >= 120 && gap <= OGG_MAX_FILL_SAMPLES) this.#fill(gap);
+      const now = Date.now();
+      let gap = frame.timestamp - this.#firstTs - this.durationSamples;
+      if (gap >= 120) {
+        // A jump longer than the time that really passed (plus slack) is a discontinuity of the
+        // source's clock, not silence: only the real time is filled, the timeline moves on.
+        const real = Math.min(OGG_MAX_FILL_SAMPLES, (now - this.#lastWriteAt + FILL_SLACK_MS) * 48);
+        if (gap > real) {
+          this.#firstTs += gap - real;
+          gap = real;
+        }
+        this.#fill(gap);
+      }
+      this.#lastWriteAt = now;
       // A malformed TOC still takes the time up to the next packet: count 20 ms.
       this.#add(data, opusPacketSamples(data) || 960);
       if (this.durationSamples - this.#pageStart >= OGG_PAGE_SAMPLES) this.#flushPage(0);

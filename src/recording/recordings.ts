@@ -81,6 +81,9 @@ interface Active {
   /** Resolves when the tracks present at start hold media. */
   firstMedia: Promise<void>;
   stopping: Promise<RecordingRecord> | undefined;
+  /** Resolves when stopping begins (a start waiting for media stops waiting). */
+  halted: Promise<void>;
+  halt: () => void;
   manifestWrite: Promise<void>;
 }
 
@@ -91,7 +94,7 @@ export class Recordings {
   /** Recordings in progress, by id. */
   readonly #active = new Map<string, Active>();
   /** Compositions queued or running, by id (one ffmpeg at a time). */
-  readonly #composing = new Map<string, { done: Promise<void>; abort: AbortController }>();
+  readonly #composing = new Map<string, { done: Promise<void>; abort: AbortController; running: boolean }>();
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -147,37 +150,69 @@ export class Recordings {
     // Claimed at once (before any await), so a second start meets it.
     const active: Active = {
       record, roomSession, automatic, captures: new Map(), manifest: { id: '', zeroAt: null, durationMs: null, tracks: [] },
-      unsubscribe: () => {}, firstMedia: Promise.resolve(), stopping: undefined, manifestWrite: Promise.resolve(),
+      unsubscribe: () => {}, firstMedia: Promise.resolve(), stopping: undefined, manifestWrite: Promise.resolve(), halted: Promise.resolve(), halt: () => {},
     };
+    active.halted = new Promise<void>((resolve) => (active.halt = resolve));
     const placeholder = `\u0000${record.uuid}`;
     this.#active.set(placeholder, active);
+    // What start answers when the recording was stopped before it could start (shutdown, the
+    // session ended, a capture failed): the reason, in the dialect's terms.
+    const refusal = () => this.#closed ? errors.unavailable('The server is stopping')
+      : roomSession.ended || roomSession.participants.size === 0 ? new KilnError('NOT_FOUND', `Session ${sessionId} ended before the recording started`)
+      : new KilnError('INTERNAL', `The recording could not start: ${record.reason}`);
     try {
-      record.id = record.name = await this.#freeId(roomSession.name);
-      active.manifest.id = record.id;
+      const id = await this.#freeId(roomSession.name);
+      if (active.stopping) throw refusal();
+      record.id = record.name = active.manifest.id = id;
       this.#active.delete(placeholder);
-      this.#active.set(record.id, active);
-      await mkdir(join(this.folderOf(record.id), 'tracks'), { recursive: true });
+      this.#active.set(id, active);
+      await mkdir(join(this.folderOf(id), 'tracks'), { recursive: true });
       await this.#store.putRecording(record);
     } catch (err) {
-      this.#active.delete(placeholder);
-      this.#active.delete(record.id);
+      this.#forget(active);
       throw err;
     }
+    if (active.stopping) throw refusal();
     this.#attachAll(active);
+    // The session may have ended (or emptied) while the recording was being set up.
+    if (roomSession.ended || (automatic && roomSession.participants.size === 0)) {
+      await this.#stopQuietly(active);
+      throw refusal();
+    }
     await this.#writeManifest(active);
-    await Promise.race([active.firstMedia, new Promise((r) => setTimeout(r, this.#options.startWaitMs ?? 5000).unref())]);
-    if (active.stopping || record.status !== 'starting') return { ...record };
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([active.firstMedia, active.halted, new Promise((r) => (timer = setTimeout(r, this.#options.startWaitMs ?? 5000)))]);
+    clearTimeout(timer);
+    // (Read through a function: TypeScript would keep the narrowing from before the awaits.)
+    const stopping = ((a: Active) => a.stopping)(active);
+    if (stopping) {
+      const outcome = await stopping;
+      if (outcome.status === 'failed') throw refusal();
+      return outcome;
+    }
     active.manifest.zeroAt ??= Date.now();
     record.status = 'started';
     record.updatedAt = new Date().toISOString();
-    await this.#store.putRecording(record);
+    try {
+      await this.#store.putRecording(record);
+    } catch (err) {
+      record.status = 'starting';
+      await this.#stopQuietly(active);
+      throw err;
+    }
     this.#log.info({ recording: record.id, roomSession: roomSession.id, tracks: active.captures.size }, 'recording started');
     roomSession.emit('recordingStarted', record.id, record.name);
     return { ...record };
   }
 
+  /** Drops an in-progress recording from the map, under whichever key it is. */
+  #forget(active: Active): void {
+    for (const [key, a] of this.#active) if (a === active) this.#active.delete(key);
+  }
+
   /** The room session's name if no recording has it as id, else `name-1`, `name-2`… */
   async #freeId(name: string): Promise<string> {
+    if (!RECORDING_ID.test(name)) throw errors.badRequest(`Session ${name} cannot be recorded: its name is not a valid recording id`);
     const taken = async (id: string) => this.#active.has(id) || (await this.#store.getRecording(id)) !== undefined;
     if (!(await taken(name))) return name;
     for (let n = 1; ; n++) if (!(await taken(`${name}-${n}`))) return `${name}-${n}`;
@@ -186,14 +221,15 @@ export class Recordings {
   /**
    * Stops a recording: capture ends, the files are closed, and the MP4 is composed; resolves with
    * the record once composed, or after `stopWaitMs` with the record as it is then (`stopped`).
-   * NOT_FOUND, NOT_ACCEPTABLE (`starting`), CONFLICT (not recording).
+   * NOT_FOUND (unknown, or not in progress), NOT_ACCEPTABLE (`starting`).
    */
   async stop(id: string): Promise<RecordingRecord> {
     const active = this.#active.get(id);
     if (!active) {
       const record = await this.#store.getRecording(id);
+      // OpenVidu answers 404 for a recording that is not in progress, as for one that does not exist.
       if (!record || record.id !== id) throw new KilnError('NOT_FOUND', `Recording ${id} does not exist`);
-      throw new KilnError('CONFLICT', `Recording ${id} is not being recorded (${record.status})`);
+      throw new KilnError('NOT_FOUND', `Recording ${id} is not being recorded (${record.status})`);
     }
     if (active.record.status === 'starting') throw new KilnError('NOT_ACCEPTABLE', `Recording ${id} is starting: wait until it has started`);
     const stopped = this.#stopActive(active);
@@ -204,25 +240,35 @@ export class Recordings {
     return (await this.get(id)) ?? stopped;
   }
 
-  /** Ends capture, writes the manifest and queues the composition; idempotent. */
-  #stopActive(active: Active): Promise<RecordingRecord> {
+  /**
+   * Ends capture, writes the manifest and queues the composition; idempotent. A recording stopped
+   * before any media reached its files has nothing to compose: it fails, with the reason.
+   */
+  #stopActive(active: Active, why = 'it was stopped before any media arrived'): Promise<RecordingRecord> {
+    active.halt();
     active.stopping ??= (async () => {
       const record = active.record;
       const now = Date.now();
       active.unsubscribe();
+      const empty = active.manifest.zeroAt === null;
       active.manifest.zeroAt ??= now;
       const durationMs = Math.max(0, now - active.manifest.zeroAt);
       active.manifest.durationMs = durationMs;
       await Promise.all([...active.captures.values()].map(({ capture, entry }) => this.#endCapture(capture, entry, durationMs)));
       active.captures.clear();
-      record.status = record.status === 'failed' ? 'failed' : 'stopped';
+      if (record.status !== 'failed' && (empty || durationMs === 0)) Object.assign(record, { status: 'failed', reason: why });
+      else if (record.status !== 'failed') record.status = 'stopped';
       record.stoppedAt = new Date(now).toISOString();
       record.updatedAt = record.stoppedAt;
+      // Until composed, the duration is the captured one (the file's replaces it).
+      record.duration = Math.round(durationMs / 10) / 100;
+      this.#forget(active);
+      if (record.id === '') return { ...record };
       await this.#writeManifest(active);
-      this.#active.delete(record.id);
       await this.#store.putRecording(record);
       active.roomSession.emit('recordingStopped', record.id, record.name);
-      this.#log.info({ recording: record.id, durationMs }, 'recording stopped');
+      if (record.status === 'failed') this.#log.error({ recording: record.id, reason: record.reason }, 'recording failed');
+      else this.#log.info({ recording: record.id, durationMs }, 'recording stopped');
       if (record.status === 'stopped') this.#queueCompose({ ...record }, active.manifest);
       return { ...record };
     })();
@@ -247,7 +293,8 @@ export class Recordings {
     const job = this.#composing.get(id);
     if (job) {
       job.abort.abort();
-      await job.done;
+      // A running ffmpeg is killed and awaited (it holds the files); a queued one never starts.
+      if (job.running) await job.done;
     }
     await this.#store.deleteRecording(id);
     if (RECORDING_ID.test(id)) await rm(this.folderOf(id), { recursive: true, force: true });
@@ -354,11 +401,20 @@ export class Recordings {
 
   /** Queues the composition of a stopped recording (one ffmpeg at a time). */
   #queueCompose(record: RecordingRecord, manifest: Manifest): void {
-    const abort = new AbortController();
-    const done = (this.#queue = this.#queue.then(() => this.#compose(record, manifest, abort.signal)).finally(() => {
-      if (this.#composing.get(record.id)?.done === done) this.#composing.delete(record.id);
-    }));
-    this.#composing.set(record.id, { done, abort });
+    const job = { done: Promise.resolve(), abort: new AbortController(), running: false };
+    const done = this.#queue.then(async () => {
+      job.running = true;
+      try {
+        await this.#compose(record, manifest, job.abort.signal);
+      } catch (err) {
+        this.#log.error({ err, recording: record.id }, 'recording composition went wrong');
+      }
+    }).finally(() => {
+      if (this.#composing.get(record.id) === job) this.#composing.delete(record.id);
+    });
+    job.done = done;
+    this.#queue = done;
+    this.#composing.set(record.id, job);
   }
 
   async #compose(record: RecordingRecord, manifest: Manifest, signal: AbortSignal): Promise<void> {
@@ -404,7 +460,13 @@ export class Recordings {
    */
   async recover(): Promise<void> {
     for (const record of await this.#store.listUnfinishedRecordings()) {
-      if (!RECORDING_ID.test(record.id)) continue;
+      if (this.#closed) return;
+      // Started by this run meanwhile: it is live, not left over.
+      if (this.#active.has(record.id) || this.#composing.has(record.id)) continue;
+      if (!RECORDING_ID.test(record.id)) {
+        await this.#fail(record, 'its id is not a valid recording id');
+        continue;
+      }
       let manifest: Manifest;
       try {
         manifest = JSON.parse(await readFile(join(this.folderOf(record.id), 'manifest.json'), 'utf8')) as Manifest;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { H264Repacketizer } from '../../src/media/h264-packetizer.ts';
-import { FrameAssembler, KEY_REQUEST_EVERY_FRAMES, type AssembledFrame, type CaptureCodec } from '../../src/recording/depacketize.ts';
+import { FrameAssembler, KEY_REQUEST_EVERY_FRAMES, MAX_FRAME_PARTS, type AssembledFrame, type CaptureCodec } from '../../src/recording/depacketize.ts';
 import { IvfWriter, scanIvf } from '../../src/recording/ivf.ts';
 import { OggOpusWriter, oggCrc, scanOgg } from '../../src/recording/ogg.ts';
 
@@ -793,4 +793,38 @@ test('a file that cannot be created is reported through onError, never thrown', 
   await w.close();
   assert.equal(errors.length, 1);
   assert.equal((errors[0] as NodeJS.ErrnoException).code, 'ENOENT');
+});
+
+test('Ogg: a timestamp jump far beyond the time that passed is a discontinuity, not hours of silence', async () => {
+  const path = join(dir, 'jump.ogg');
+  const errors: Error[] = [];
+  const writer = new OggOpusWriter(path, (e) => errors.push(e));
+  // 20 ms packets (TOC 0xfc: CELT fullband 20 ms, one frame), then a jump of one hour, written at once.
+  const packet = Buffer.from([0xfc, 1, 2, 3]);
+  const started = performance.now();
+  for (let i = 0; i < 10; i++) writer.write({ data: packet, timestamp: 1000 + i * 960, key: true });
+  for (let i = 0; i < 10; i++) writer.write({ data: packet, timestamp: 1000 + 3600 * 48_000 + i * 960, key: true });
+  const took = performance.now() - started;
+  await writer.close();
+  assert.deepEqual(errors, []);
+  // 20 packets of 20 ms plus at most the slack (2 s) of filled silence.
+  assert.ok(writer.durationSamples >= 20 * 960 && writer.durationSamples <= 20 * 960 + 2.1 * 48_000, `${writer.durationSamples} samples`);
+  assert.ok(took < 50, `${took} ms in write()`);
+  assert.equal(await decodeErrors(path), '');
+});
+
+test('a video frame that never ends is not held without bound: past MAX_FRAME_PARTS it is dropped', () => {
+  const frames: AssembledFrame[] = [];
+  let losses = 0;
+  const a = new FrameAssembler('VP8', (f) => frames.push(f), () => losses++);
+  // A key frame start (S bit, PID 0; frame tag P bit 0) and then endless continuation packets of one timestamp.
+  const first = Buffer.concat([Buffer.from([0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]), Buffer.alloc(1000)]);
+  const more = Buffer.concat([Buffer.from([0x00]), Buffer.alloc(1000)]);
+  a.push(1, 90_000, false, first);
+  for (let i = 0; i < MAX_FRAME_PARTS + 500; i++) a.push((2 + i) & 0xffff, 90_000, false, more);
+  // The next frame (a key frame) completes; the broken one was never emitted.
+  a.push((MAX_FRAME_PARTS + 502) & 0xffff, 93_000, true, first);
+  a.flush();
+  assert.ok(frames.every((f) => f.data.length < 2_000_000), frames.map((f) => f.data.length).join(','));
+  assert.ok(frames.length <= 1);
 });

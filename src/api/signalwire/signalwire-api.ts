@@ -291,7 +291,7 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
     return Number(raw);
   };
   const showRecording = (r: RecordingRecord, ttl: number) => recordingJson(r,
-    r.status === 'available' ? `${recordingUrl(options.publicUrl, r.id)}?${options.recordingLinks.query(r.id, ttl)}` : null);
+    r.status === 'available' ? `${recordingUrl(options.publicUrl, r.id)}?${options.recordingLinks.query(r.uuid, ttl)}` : null);
 
   /** One page of recordings (held newest first) by the page cursor. */
   async function recordingPage(request: FastifyRequest, filters: string, all: RecordingRecord[]) {
