@@ -72,6 +72,11 @@ export class TrackCapture implements TrackOutput {
     return this.#writer.bytesWritten;
   }
 
+  /** Whether the file holds a frame: one was written, and everything handed to the file is on disk. */
+  get holdsMedia(): boolean {
+    return this.firstFrameAt > 0 && this.#writer.pendingBytes === 0;
+  }
+
   /** The forwarder's entry: never throws (the media path must not see a capture's trouble). */
   send(rtp: MediaPacket): void {
     if (this.#closed) return;

@@ -54,6 +54,11 @@ export class IvfWriter {
    * comes from that key frame: 0×0 when it cannot be read, which ffmpeg copes with).
    * @param onError told once when the file cannot be written (ENOSPC, EACCES…); writes stop then.
    */
+  /** Bytes handed to the file but not yet written to it (0: everything so far is on disk). */
+  get pendingBytes(): number {
+    return this.#stream.writableLength;
+  }
+
   constructor(path: string, codec: IvfCodec, onError: (err: Error) => void) {
     this.path = path;
     this.codec = codec;

@@ -116,6 +116,11 @@ export class OggOpusWriter {
    * Creates (truncates) the file; the two header pages are written with the first packet.
    * @param onError told once when the file cannot be written (ENOSPC, EACCES…); writes stop then.
    */
+  /** Bytes handed to the file but not yet written to it (0: everything so far is on disk). */
+  get pendingBytes(): number {
+    return this.#stream.writableLength;
+  }
+
   constructor(path: string, onError: (err: Error) => void) {
     this.path = path;
     this.#onError = onError;
@@ -150,7 +155,8 @@ export class OggOpusWriter {
       this.#lastWriteAt = now;
       // A malformed TOC still takes the time up to the next packet: count 20 ms.
       this.#add(data, opusPacketSamples(data) || 960);
-      if (this.durationSamples - this.#pageStart >= OGG_PAGE_SAMPLES) this.#flushPage(0);
+      // The first audio page goes out with the first packet: the file holds media at once.
+      if (this.durationSamples - this.#pageStart >= OGG_PAGE_SAMPLES || this.packetsWritten === 0) this.#flushPage(0);
     } catch (err) {
       this.#fail(err as Error);
     }

@@ -183,6 +183,11 @@ export class Recordings {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([active.firstMedia, active.halted, new Promise((r) => (timer = setTimeout(r, this.#options.startWaitMs ?? 5000)))]);
     clearTimeout(timer);
+    // OpenVidu answers once "the video file is already created and contains proper data": the
+    // first frames are on disk, not only queued (a few ms).
+    for (let i = 0; i < 40 && !active.stopping && [...active.captures.values()].some((c) => c.capture.firstFrameAt > 0 && !c.capture.holdsMedia); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
     // (Read through a function: TypeScript would keep the narrowing from before the awaits.)
     const stopping = ((a: Active) => a.stopping)(active);
     if (stopping) {

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -169,6 +169,14 @@ describe('a two-party OpenVidu session, recorded', () => {
     assert.equal(r.hasVideo, true);
     assert.ok(typeof r.createdAt === 'number' && Math.abs((r.createdAt as number) - Date.now()) < 15_000);
     recordingId = r.id as string;
+    // "The video file is already created and contains proper data": each published track (two
+    // videos, two audios) is on disk, past its header, when start answers.
+    const tracks = readdirSync(join(kiln.dataDir, 'recordings', recordingId, 'tracks'));
+    assert.equal(tracks.length, 4, tracks.join(', '));
+    for (const t of tracks) {
+      const size = statSync(join(kiln.dataDir, 'recordings', recordingId, 'tracks', t)).size;
+      assert.ok(size > (t.endsWith('.ivf') ? 32 + 12 : 200), `${t}: ${size} bytes`);
+    }
 
     assert.equal((await call(kiln, 'POST', '/api/recordings/start', { session: sessionId })).status, 409);
     assert.equal((await call(kiln, 'DELETE', `/api/recordings/${recordingId}`)).status, 409);
