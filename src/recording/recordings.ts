@@ -105,6 +105,11 @@ export class Recordings {
     options.rooms.watch((rs) => this.#follow(rs));
   }
 
+  /** How long `stop` may wait for the composition, ms (an HTTP caller keeps its connection that long). */
+  get stopWaitMs(): number {
+    return this.#options.stopWaitMs;
+  }
+
   /** The folder of one recording. */
   folderOf(id: string): string {
     return join(this.#options.dir, id);

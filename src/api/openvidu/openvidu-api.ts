@@ -149,6 +149,8 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
   });
   scope.post<{ Params: { id: string } }>('/recordings/stop/:id', async (request) => {
     if (request.params.id === '') throw errors.badRequest('RECORDING_ID parameter not found: POST /api/recordings/stop/<RECORDING_ID>');
+    // The answer may wait for the composition, longer than the listener lets a silent socket live.
+    request.raw.socket?.setTimeout(recordings.stopWaitMs + 15_000);
     return show(await recordings.stop(request.params.id));
   });
   scope.get('/recordings', async () => {
