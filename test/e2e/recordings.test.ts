@@ -349,6 +349,31 @@ describe('automatic recordings', () => {
     assert.equal(Number(file.headers.get('content-length')), row.size_in_bytes);
     await file.arrayBuffer();
     assert.equal((await fetch((row.uri as string).replace(/signature=./, 'signature=A'))).status, 401);
+    // It plays in a browser: Chromium loads it through the link, seeks by ranges and decodes it.
+    const page = await chromium.browser.newPage();
+    try {
+      await page.goto(site.url);
+      const played = await page.evaluate(async (src) => {
+        const video = document.createElement('video');
+        video.muted = true;
+        video.src = src;
+        document.body.appendChild(video);
+        await new Promise((resolve, reject) => {
+          video.onloadedmetadata = resolve;
+          video.onerror = () => reject(new Error(`video error ${video.error?.code}: ${video.error?.message}`));
+        });
+        await video.play();
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        const q = video.getVideoPlaybackQuality();
+        return { duration: video.duration, width: video.videoWidth, height: video.videoHeight, time: video.currentTime, frames: q.totalVideoFrames };
+      }, row.uri as string);
+      assert.equal(played.width, 1280, JSON.stringify(played));
+      assert.equal(played.height, 720);
+      assert.ok(Math.abs(played.duration - (row.duration as number)) < 1, JSON.stringify(played));
+      assert.ok(played.time > 0.5 && played.frames > 10, JSON.stringify(played));
+    } finally {
+      await page.close();
+    }
     assert.equal((await sw('GET', `/room_recordings/${row.id}`)).json.id, row.id);
     assert.equal((await sw('GET', `/room_sessions/${rs.id}/recordings?media_ttl=0`)).status, 422);
   });
