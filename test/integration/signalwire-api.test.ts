@@ -14,7 +14,8 @@ import { assertSpec } from '../helpers/signalwire-spec.ts';
 let node: InProcessKiln;
 let api: string;
 let ws: string;
-const PRICE = 0.5;
+/** Dollars per member-minute: large, so that a few seconds of members cost dollars a wrong formula cannot hide in. */
+const PRICE = 60;
 
 before(async () => {
   node = await startKilnInProcess((c) => {
@@ -183,8 +184,13 @@ describe('room tokens join through the room signaling; the settings hold', () =>
     assert.equal(done.end_time !== null, true);
     const left = (await sw('GET', `/room_sessions/${rs.id}/members`)).json.data;
     assert.ok(left.every((m: any) => m.leave_time && typeof m.duration === 'number'));
-    const seconds = left.reduce((s: number, m: any) => s + (Date.parse(m.leave_time) - Date.parse(m.join_time)) / 1000, 0);
-    assert.ok(Math.abs(done.cost_in_dollars - (seconds / 60) * PRICE) < 0.02, `cost ${done.cost_in_dollars} for ${seconds} s`);
+    // The cost is member time to the millisecond (the store's), times the price, to the hundredth of a cent.
+    const stored = await node.kiln.store!.listRoomMembers(rs.id);
+    assert.equal(stored.length, left.length);
+    const seconds = stored.reduce((s, m) => s + (Date.parse(m.leftAt!) - Date.parse(m.joinedAt)) / 1000, 0);
+    const expected = Math.round((seconds / 60) * PRICE * 10_000) / 10_000;
+    assert.ok(done.cost_in_dollars > 0, `cost ${done.cost_in_dollars}`);
+    assert.ok(Math.abs(done.cost_in_dollars - expected) < 0.00015, `cost ${done.cost_in_dollars} for ${seconds} s (expected ${expected})`);
     // The next token starts a new room session of the same room.
     const again = await join('townhall', await roomToken({ room_name: 'townhall' }));
     const sessions = (await list(`?room_name=townhall`)).json.data;
@@ -309,19 +315,19 @@ describe('GET /room_sessions', () => {
     assert.deepEqual(await sw('GET', '/room_sessions/nope/members'), { status: 404, json: { error: 'Not Found' } });
   });
 
-  test('2 500 room sessions page by 1000 exactly once each, also while sessions are added', async () => {
+  test('2 500 room sessions page by 999 exactly once each, also while sessions are added; prev links walk back', async () => {
     const store = node.kiln.store!;
     const base = Date.parse('2025-01-01T00:00:00Z');
     const ids = new Set<string>();
     for (let i = 0; i < 2500; i++) {
       const id = randomUUID();
       ids.add(id);
-      // Pairs share a creation time: the id breaks the tie.
+      // Pairs share a creation time: the id breaks the tie (and pages of 999 end inside a pair).
       const at = new Date(base + Math.floor(i / 2) * 1000).toISOString();
       await store.putRoomSession({ id, roomId: null, name: `bulk${i}`, settings: {}, openvidu: null, status: 'completed', createdAt: at, updatedAt: at, startTime: at, endTime: at, endReason: 'session-ended' });
     }
     const seen: string[] = [];
-    let url: string | undefined = '/room_sessions?room_name_matches=bulk&page_size=1000';
+    let url: string | undefined = '/room_sessions?room_name_matches=bulk&page_size=999';
     const pages: string[][] = [];
     while (url) {
       const res = await list(url.replace(/^.*\/room_sessions/, ''));
@@ -333,7 +339,7 @@ describe('GET /room_sessions', () => {
       url = res.json.links.next;
       if (url) assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/api\/video\/room_sessions\?/);
     }
-    assert.deepEqual(pages.map((p) => p.length), [1000, 1000, 500]);
+    assert.deepEqual(pages.map((p) => p.length), [999, 999, 502]);
     assert.equal(new Set(seen).size, 2500, 'no session twice');
     assert.ok(seen.every((id) => ids.has(id)), 'only the sessions there when paging began');
     // Newest first.
@@ -345,6 +351,21 @@ describe('GET /room_sessions', () => {
     const second = (await list(new URL(first.links.next).search)).json;
     const back = (await list(new URL(second.links.prev).search)).json;
     assert.deepEqual(back.data.map((s: any) => s.id), first.data.map((s: any) => s.id));
+    // Walk forward to the end, then back by `prev` links to the start: the same pages, in reverse.
+    const forward: string[][] = [];
+    let page = (await list('?room_name_matches=bulk&page_size=999')).json;
+    forward.push(page.data.map((s: any) => s.id));
+    while (page.links.next) {
+      page = (await list(new URL(page.links.next).search)).json;
+      forward.push(page.data.map((s: any) => s.id));
+    }
+    const backward: string[][] = [page.data.map((s: any) => s.id)];
+    while (page.links.prev) {
+      page = (await list(new URL(page.links.prev).search)).json;
+      backward.push(page.data.map((s: any) => s.id));
+    }
+    assert.equal(forward.length, 3);
+    assert.deepEqual(backward.reverse(), forward);
   });
 });
 
