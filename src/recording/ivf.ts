@@ -11,9 +11,9 @@
  * duration in time-base units there (not the frame count of the original spec); with 0, ffprobe
  * reports no duration. The writer fills it in on close and `scanIvf` after a crash.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { parseH264SpsSize, type PictureSize } from '../media/bitstream.ts';
+import { CaptureFile } from './capture-file.ts';
 import type { AssembledFrame, CaptureCodec } from './depacketize.ts';
 
 /** The video codecs an IVF file carries here. */
@@ -36,15 +36,10 @@ const TWO_32 = 0x100000000;
 export class IvfWriter {
   readonly path: string;
   readonly codec: IvfCodec;
-  /** Bytes handed to the file so far (header included); the file's size once `close()` resolves. */
-  bytesWritten = 0;
   framesWritten = 0;
   /** pts of the last frame written, 90 kHz, relative to the first frame (0 before any). */
   lastPts = 0;
-  /** The write error, once there was one; nothing is written after it. */
-  failed: Error | undefined;
-  readonly #stream: WriteStream;
-  readonly #onError: (err: Error) => void;
+  readonly #file: CaptureFile;
   #firstTs = 0;
   #headerWritten = false;
   #closing: Promise<void> | undefined;
@@ -54,17 +49,25 @@ export class IvfWriter {
    * comes from that key frame: 0×0 when it cannot be read, which ffmpeg copes with).
    * @param onError told once when the file cannot be written (ENOSPC, EACCES…); writes stop then.
    */
-  /** Bytes handed to the file but not yet written to it (0: everything so far is on disk). */
-  get pendingBytes(): number {
-    return this.#stream.writableLength;
-  }
-
   constructor(path: string, codec: IvfCodec, onError: (err: Error) => void) {
     this.path = path;
     this.codec = codec;
-    this.#onError = onError;
-    this.#stream = createWriteStream(path);
-    this.#stream.on('error', (err) => this.#fail(err));
+    this.#file = new CaptureFile(path, IVF_MAX_QUEUED_BYTES, onError);
+  }
+
+  /** Bytes handed to the file so far (header included); the file's size once `close()` resolves. */
+  get bytesWritten(): number {
+    return this.#file.bytesWritten;
+  }
+
+  /** The write error, once there was one; nothing is written after it. */
+  get failed(): Error | undefined {
+    return this.#file.failed;
+  }
+
+  /** Bytes handed to the file but not yet on disk. */
+  get pendingBytes(): number {
+    return this.#file.pendingBytes;
   }
 
   /** Appends a frame; its pts is its timestamp less the first frame's (kept increasing). Never throws. */
@@ -81,16 +84,12 @@ export class IvfWriter {
       head.writeUInt32LE(frame.data.length, 0);
       head.writeUInt32LE(pts % TWO_32, 4);
       head.writeUInt32LE(Math.floor(pts / TWO_32), 8);
-      this.#stream.write(head);
-      this.#stream.write(frame.data);
-      this.bytesWritten += FRAME_HEADER + frame.data.length;
+      this.#file.write(head);
+      this.#file.write(frame.data);
       this.framesWritten++;
       this.lastPts = pts;
-      if (this.#stream.writableLength > IVF_MAX_QUEUED_BYTES) {
-        this.#fail(new Error(`${this.path}: more than ${IVF_MAX_QUEUED_BYTES} bytes wait for the disk`));
-      }
     } catch (err) {
-      this.#fail(err as Error);
+      this.#file.fail(err as Error);
     }
   }
 
@@ -105,10 +104,10 @@ export class IvfWriter {
       try {
         this.#writeHeader(undefined);
       } catch (err) {
-        this.#fail(err as Error);
+        this.#file.fail(err as Error);
       }
     }
-    await endStream(this.#stream);
+    await this.#file.end();
     if (this.failed || this.framesWritten === 0) return;
     try {
       const fh = await open(this.path, 'r+');
@@ -120,7 +119,7 @@ export class IvfWriter {
         await fh.close();
       }
     } catch (err) {
-      this.#fail(err as Error);
+      this.#file.fail(err as Error);
     }
   }
 
@@ -135,32 +134,8 @@ export class IvfWriter {
     h.writeUInt32LE(IVF_TIMEBASE, 16); // time base denominator
     h.writeUInt32LE(1, 20); // numerator
     this.#headerWritten = true;
-    this.#stream.write(h);
-    this.bytesWritten += FILE_HEADER;
+    this.#file.write(h);
   }
-
-  #fail(err: Error): void {
-    if (this.failed) return;
-    this.failed = err;
-    if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.end(); // keep what is queued
-    try {
-      this.#onError(err);
-    } catch {
-      // the listener's trouble is its own
-    }
-  }
-}
-
-/** Ends a write stream and resolves when its file is closed (also after an error). */
-function endStream(stream: WriteStream): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (stream.closed) {
-      resolve();
-      return;
-    }
-    stream.once('close', () => resolve());
-    if (!stream.destroyed && !stream.writableEnded) stream.end();
-  });
 }
 
 /** The header's length field: the last pts plus one average frame interval, as ffmpeg's muxer does. */

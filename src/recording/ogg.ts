@@ -11,8 +11,8 @@
  * previous page's granule position, and its filters join audio end to end whatever the pts say.
  * A page goes to disk once it holds 200 ms of audio, so a crash loses little.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { CaptureFile } from './capture-file.ts';
 import type { AssembledFrame } from './depacketize.ts';
 
 /** Samples the decoder drops at the start (`OpusHead` pre-skip): 0, so audio lines up with video to the sample. */
@@ -88,18 +88,13 @@ export function opusPacketSamples(p: Uint8Array): number {
 /** Writes one track's Opus packets to an Ogg Opus file, through a non-blocking fs.WriteStream. */
 export class OggOpusWriter {
   readonly path: string;
-  /** Bytes handed to the file so far; the file's size once `close()` resolves. */
-  bytesWritten = 0;
   /** Audio packets in pages handed to the file, fillers of timeline jumps included. */
   packetsWritten = 0;
   /** Where the last packet given ends, 48 kHz samples from the first packet's start. */
   durationSamples = 0;
   /** Samples of filling written for jumps in the RTP timeline. */
   filledSamples = 0;
-  /** The write error, once there was one; nothing is written after it. */
-  failed: Error | undefined;
-  readonly #stream: WriteStream;
-  readonly #onError: (err: Error) => void;
+  readonly #file: CaptureFile;
   readonly #serial = (Math.random() * TWO_32) >>> 0;
   #pageSequence = 0;
   #started = false;
@@ -116,16 +111,24 @@ export class OggOpusWriter {
    * Creates (truncates) the file; the two header pages are written with the first packet.
    * @param onError told once when the file cannot be written (ENOSPC, EACCES…); writes stop then.
    */
-  /** Bytes handed to the file but not yet written to it (0: everything so far is on disk). */
-  get pendingBytes(): number {
-    return this.#stream.writableLength;
-  }
-
   constructor(path: string, onError: (err: Error) => void) {
     this.path = path;
-    this.#onError = onError;
-    this.#stream = createWriteStream(path);
-    this.#stream.on('error', (err) => this.#fail(err));
+    this.#file = new CaptureFile(path, OGG_MAX_QUEUED_BYTES, onError);
+  }
+
+  /** Bytes handed to the file so far; the file's size once `close()` resolves. */
+  get bytesWritten(): number {
+    return this.#file.bytesWritten;
+  }
+
+  /** The write error, once there was one; nothing is written after it. */
+  get failed(): Error | undefined {
+    return this.#file.failed;
+  }
+
+  /** Bytes handed to the file but not yet on disk. */
+  get pendingBytes(): number {
+    return this.#file.pendingBytes;
   }
 
   /** Adds one Opus packet at its RTP timestamp. Empty or oversized packets are skipped. Never throws. */
@@ -158,7 +161,7 @@ export class OggOpusWriter {
       // The first audio page goes out with the first packet: the file holds media at once.
       if (this.durationSamples - this.#pageStart >= OGG_PAGE_SAMPLES || this.packetsWritten === 0) this.#flushPage(0);
     } catch (err) {
-      this.#fail(err as Error);
+      this.#file.fail(err as Error);
     }
   }
 
@@ -195,18 +198,10 @@ export class OggOpusWriter {
         if (!this.#started) this.#writeHeaders();
         else if (this.#pendingCount > 0) this.#flushPage(FLAG_EOS);
       } catch (err) {
-        this.#fail(err as Error);
+        this.#file.fail(err as Error);
       }
     }
-    await new Promise<void>((resolve) => {
-      const s = this.#stream;
-      if (s.closed) {
-        resolve();
-        return;
-      }
-      s.once('close', () => resolve());
-      if (!s.destroyed && !s.writableEnded) s.end();
-    });
+    await this.#file.end();
   }
 
   #writeHeaders(): void {
@@ -233,9 +228,6 @@ export class OggOpusWriter {
     for (let i = 0; i < this.#pendingCount; i++) this.#pending[i] = EMPTY; // let the payloads go
     this.#pendingCount = 0;
     this.#pendingSegments = 0;
-    if (this.#stream.writableLength > OGG_MAX_QUEUED_BYTES) {
-      this.#fail(new Error(`${this.path}: more than ${OGG_MAX_QUEUED_BYTES} bytes wait for the disk`));
-    }
   }
 
   /** One page holding `count` whole packets (RFC 3533 §6), in one Buffer. */
@@ -267,19 +259,7 @@ export class OggOpusWriter {
       at += p.copy(page, at);
     }
     page.writeUInt32LE(oggCrc(page), 22);
-    this.#stream.write(page);
-    this.bytesWritten += page.length;
-  }
-
-  #fail(err: Error): void {
-    if (this.failed) return;
-    this.failed = err;
-    if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.end(); // keep what is queued
-    try {
-      this.#onError(err);
-    } catch {
-      // the listener's trouble is its own
-    }
+    this.#file.write(page);
   }
 }
 

@@ -26,6 +26,9 @@ import { compose } from './compose.ts';
 import { scanIvf } from './ivf.ts';
 import { scanOgg } from './ogg.ts';
 
+/** How long after its first frame a starting recording waits for the other tracks' first frames, ms. */
+const START_GRACE_MS = 500;
+
 /** What a recording id may look like: a room session's name, maybe with `-N`. Nothing else reaches the disk. */
 export const RECORDING_ID = /^[A-Za-z0-9_-]{1,140}$/;
 
@@ -80,6 +83,13 @@ interface Active {
   unsubscribe: () => void;
   /** Resolves when the tracks present at start hold media. */
   firstMedia: Promise<void>;
+  /**
+   * Resolves a moment (START_GRACE_MS) after the first frame of any track, the recording's zero:
+   * start answers then even if a camera's key frame is late, so that the file's duration stays the
+   * time between start's answer and stop (a late track begins where its frames begin).
+   */
+  soonAfterZero: Promise<void>;
+  zeroReached: () => void;
   stopping: Promise<RecordingRecord> | undefined;
   /** Resolves when stopping begins (a start waiting for media stops waiting). */
   halted: Promise<void>;
@@ -156,7 +166,9 @@ export class Recordings {
     const active: Active = {
       record, roomSession, automatic, captures: new Map(), manifest: { id: '', zeroAt: null, durationMs: null, tracks: [] },
       unsubscribe: () => {}, firstMedia: Promise.resolve(), stopping: undefined, manifestWrite: Promise.resolve(), halted: Promise.resolve(), halt: () => {},
+      soonAfterZero: Promise.resolve(), zeroReached: () => {},
     };
+    active.soonAfterZero = new Promise<void>((resolve) => (active.zeroReached = () => setTimeout(resolve, START_GRACE_MS)));
     active.halted = new Promise<void>((resolve) => (active.halt = resolve));
     const placeholder = `\u0000${record.uuid}`;
     this.#active.set(placeholder, active);
@@ -186,7 +198,7 @@ export class Recordings {
     }
     await this.#writeManifest(active);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([active.firstMedia, active.halted, new Promise((r) => (timer = setTimeout(r, this.#options.startWaitMs ?? 5000)))]);
+    await Promise.race([active.firstMedia, active.halted, active.soonAfterZero, new Promise((r) => (timer = setTimeout(r, this.#options.startWaitMs ?? 5000)))]);
     clearTimeout(timer);
     // OpenVidu answers once "the video file is already created and contains proper data": the
     // first frames are on disk, not only queued (a few ms).
@@ -353,7 +365,10 @@ export class Recordings {
         track,
         forwarder,
         onFirstFrame: (at) => {
-          active.manifest.zeroAt ??= at;
+          if (active.manifest.zeroAt === null) {
+            active.manifest.zeroAt = at;
+            active.zeroReached();
+          }
           entry.startMs = Math.max(0, at - active.manifest.zeroAt);
           resolveFirst();
           void this.#writeManifest(active);

@@ -1,0 +1,63 @@
+/**
+ * The file a captured track is written to: an fs.WriteStream (the event loop never waits on the
+ * disk) that fails once, through `onError`, when the disk refuses a write or falls more than
+ * `limit` bytes behind, and keeps what it had queued.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+export class CaptureFile {
+  readonly path: string;
+  /** Bytes handed to the file so far. */
+  bytesWritten = 0;
+  /** Set once the file cannot be written; writes are dropped from then on. */
+  failed: Error | undefined;
+  readonly #stream: WriteStream;
+  readonly #limit: number;
+  readonly #onError: (err: Error) => void;
+
+  /** Creates (truncates) `path`; `limit` is how many bytes may wait for the disk. */
+  constructor(path: string, limit: number, onError: (err: Error) => void) {
+    this.path = path;
+    this.#limit = limit;
+    this.#onError = onError;
+    this.#stream = createWriteStream(path);
+    this.#stream.on('error', (err) => this.fail(err));
+  }
+
+  /** Bytes handed to the file but not yet written to it (0: everything so far is on disk). */
+  get pendingBytes(): number {
+    return this.#stream.writableLength;
+  }
+
+  /** Queues `data` (the caller checks `failed` first). */
+  write(data: Buffer): void {
+    this.#stream.write(data);
+    this.bytesWritten += data.length;
+    if (this.#stream.writableLength > this.#limit) this.fail(new Error(`${this.path}: more than ${this.#limit} bytes wait for the disk`));
+  }
+
+  /** Marks the file failed, once, and tells `onError`; what was queued is still written. */
+  fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = err;
+    if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.end();
+    try {
+      this.#onError(err);
+    } catch {
+      // the listener's trouble is its own
+    }
+  }
+
+  /** Ends the stream; resolves when the file is closed (also after an error). */
+  end(): Promise<void> {
+    const stream = this.#stream;
+    return new Promise<void>((resolve) => {
+      if (stream.closed) {
+        resolve();
+        return;
+      }
+      stream.once('close', () => resolve());
+      if (!stream.destroyed && !stream.writableEnded) stream.end();
+    });
+  }
+}
