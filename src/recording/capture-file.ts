@@ -61,3 +61,30 @@ export class CaptureFile {
     });
   }
 }
+
+/** What both capture writers (IVF, Ogg Opus) have: their file, and its figures. */
+export abstract class CaptureWriter {
+  readonly path: string;
+  protected readonly file: CaptureFile;
+
+  /** Creates (truncates) `path`; see CaptureFile. */
+  constructor(path: string, limit: number, onError: (err: Error) => void) {
+    this.path = path;
+    this.file = new CaptureFile(path, limit, onError);
+  }
+
+  /** Bytes handed to the file so far; the file's size once the writer is closed. */
+  get bytesWritten(): number {
+    return this.file.bytesWritten;
+  }
+
+  /** The write error, once there was one; nothing is written after it. */
+  get failed(): Error | undefined {
+    return this.file.failed;
+  }
+
+  /** Bytes handed to the file but not yet on disk. */
+  get pendingBytes(): number {
+    return this.file.pendingBytes;
+  }
+}

@@ -67,11 +67,6 @@ export class TrackCapture implements TrackOutput {
     if (options.codec !== 'OPUS') this.#forwarder.requestKeyFrame();
   }
 
-  /** Bytes written to the file so far. */
-  get bytes(): number {
-    return this.#writer.bytesWritten;
-  }
-
   /** Whether the file holds a frame: one was written, and everything handed to the file is on disk. */
   get holdsMedia(): boolean {
     return this.firstFrameAt > 0 && this.#writer.pendingBytes === 0;

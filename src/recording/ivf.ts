@@ -13,7 +13,7 @@
  */
 import { open } from 'node:fs/promises';
 import { parseH264SpsSize, type PictureSize } from '../media/bitstream.ts';
-import { CaptureFile } from './capture-file.ts';
+import { CaptureWriter } from './capture-file.ts';
 import type { AssembledFrame, CaptureCodec } from './depacketize.ts';
 
 /** The video codecs an IVF file carries here. */
@@ -33,13 +33,11 @@ const FOURCC: Record<IvfCodec, string> = { VP8: 'VP80', VP9: 'VP90', AV1: 'AV01'
 const TWO_32 = 0x100000000;
 
 /** Writes one track's frames to an IVF file, through a non-blocking fs.WriteStream. */
-export class IvfWriter {
-  readonly path: string;
+export class IvfWriter extends CaptureWriter {
   readonly codec: IvfCodec;
   framesWritten = 0;
   /** pts of the last frame written, 90 kHz, relative to the first frame (0 before any). */
   lastPts = 0;
-  readonly #file: CaptureFile;
   #firstTs = 0;
   #headerWritten = false;
   #closing: Promise<void> | undefined;
@@ -50,24 +48,8 @@ export class IvfWriter {
    * @param onError told once when the file cannot be written (ENOSPC, EACCES…); writes stop then.
    */
   constructor(path: string, codec: IvfCodec, onError: (err: Error) => void) {
-    this.path = path;
+    super(path, IVF_MAX_QUEUED_BYTES, onError);
     this.codec = codec;
-    this.#file = new CaptureFile(path, IVF_MAX_QUEUED_BYTES, onError);
-  }
-
-  /** Bytes handed to the file so far (header included); the file's size once `close()` resolves. */
-  get bytesWritten(): number {
-    return this.#file.bytesWritten;
-  }
-
-  /** The write error, once there was one; nothing is written after it. */
-  get failed(): Error | undefined {
-    return this.#file.failed;
-  }
-
-  /** Bytes handed to the file but not yet on disk. */
-  get pendingBytes(): number {
-    return this.#file.pendingBytes;
   }
 
   /** Appends a frame; its pts is its timestamp less the first frame's (kept increasing). Never throws. */
@@ -84,12 +66,12 @@ export class IvfWriter {
       head.writeUInt32LE(frame.data.length, 0);
       head.writeUInt32LE(pts % TWO_32, 4);
       head.writeUInt32LE(Math.floor(pts / TWO_32), 8);
-      this.#file.write(head);
-      this.#file.write(frame.data);
+      this.file.write(head);
+      this.file.write(frame.data);
       this.framesWritten++;
       this.lastPts = pts;
     } catch (err) {
-      this.#file.fail(err as Error);
+      this.file.fail(err as Error);
     }
   }
 
@@ -104,10 +86,10 @@ export class IvfWriter {
       try {
         this.#writeHeader(undefined);
       } catch (err) {
-        this.#file.fail(err as Error);
+        this.file.fail(err as Error);
       }
     }
-    await this.#file.end();
+    await this.file.end();
     if (this.failed || this.framesWritten === 0) return;
     try {
       const fh = await open(this.path, 'r+');
@@ -119,7 +101,7 @@ export class IvfWriter {
         await fh.close();
       }
     } catch (err) {
-      this.#file.fail(err as Error);
+      this.file.fail(err as Error);
     }
   }
 
@@ -134,7 +116,7 @@ export class IvfWriter {
     h.writeUInt32LE(IVF_TIMEBASE, 16); // time base denominator
     h.writeUInt32LE(1, 20); // numerator
     this.#headerWritten = true;
-    this.#file.write(h);
+    this.file.write(h);
   }
 }
 

@@ -12,7 +12,7 @@
  * A page goes to disk once it holds 200 ms of audio, so a crash loses little.
  */
 import { open } from 'node:fs/promises';
-import { CaptureFile } from './capture-file.ts';
+import { CaptureWriter } from './capture-file.ts';
 import type { AssembledFrame } from './depacketize.ts';
 
 /** Samples the decoder drops at the start (`OpusHead` pre-skip): 0, so audio lines up with video to the sample. */
@@ -86,15 +86,13 @@ export function opusPacketSamples(p: Uint8Array): number {
 }
 
 /** Writes one track's Opus packets to an Ogg Opus file, through a non-blocking fs.WriteStream. */
-export class OggOpusWriter {
-  readonly path: string;
+export class OggOpusWriter extends CaptureWriter {
   /** Audio packets in pages handed to the file, fillers of timeline jumps included. */
   packetsWritten = 0;
   /** Where the last packet given ends, 48 kHz samples from the first packet's start. */
   durationSamples = 0;
   /** Samples of filling written for jumps in the RTP timeline. */
   filledSamples = 0;
-  readonly #file: CaptureFile;
   readonly #serial = (Math.random() * TWO_32) >>> 0;
   #pageSequence = 0;
   #started = false;
@@ -112,23 +110,7 @@ export class OggOpusWriter {
    * @param onError told once when the file cannot be written (ENOSPC, EACCES…); writes stop then.
    */
   constructor(path: string, onError: (err: Error) => void) {
-    this.path = path;
-    this.#file = new CaptureFile(path, OGG_MAX_QUEUED_BYTES, onError);
-  }
-
-  /** Bytes handed to the file so far; the file's size once `close()` resolves. */
-  get bytesWritten(): number {
-    return this.#file.bytesWritten;
-  }
-
-  /** The write error, once there was one; nothing is written after it. */
-  get failed(): Error | undefined {
-    return this.#file.failed;
-  }
-
-  /** Bytes handed to the file but not yet on disk. */
-  get pendingBytes(): number {
-    return this.#file.pendingBytes;
+    super(path, OGG_MAX_QUEUED_BYTES, onError);
   }
 
   /** Adds one Opus packet at its RTP timestamp. Empty or oversized packets are skipped. Never throws. */
@@ -161,7 +143,7 @@ export class OggOpusWriter {
       // The first audio page goes out with the first packet: the file holds media at once.
       if (this.durationSamples - this.#pageStart >= OGG_PAGE_SAMPLES || this.packetsWritten === 0) this.#flushPage(0);
     } catch (err) {
-      this.#file.fail(err as Error);
+      this.file.fail(err as Error);
     }
   }
 
@@ -198,10 +180,10 @@ export class OggOpusWriter {
         if (!this.#started) this.#writeHeaders();
         else if (this.#pendingCount > 0) this.#flushPage(FLAG_EOS);
       } catch (err) {
-        this.#file.fail(err as Error);
+        this.file.fail(err as Error);
       }
     }
-    await this.#file.end();
+    await this.file.end();
   }
 
   #writeHeaders(): void {
@@ -259,7 +241,7 @@ export class OggOpusWriter {
       at += p.copy(page, at);
     }
     page.writeUInt32LE(oggCrc(page), 22);
-    this.#file.write(page);
+    this.file.write(page);
   }
 }
 
