@@ -540,9 +540,10 @@ export class Recordings {
 
   /**
    * On shutdown: recordings in progress are stopped and their files closed; compositions get up to
-   * `graceMs` to finish, then are cancelled (the next start composes them).
+   * `graceMs` to finish, then are cancelled (the next start composes them). 5 s by default, within
+   * what service managers wait before they kill (Docker: 10 s).
    */
-  async close(graceMs = 30_000): Promise<void> {
+  async close(graceMs = 5000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#active.values()].map((a) => this.#stopQuietly(a)));

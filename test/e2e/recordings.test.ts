@@ -421,6 +421,36 @@ describe('recordings survive a crash and a failing ffmpeg', () => {
     }
   });
 
+  test('SIGTERM during a recording: a clean exit within seconds; the recording is stopped, and composed by the next start if not before', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kiln-term-'));
+    const sigPort = String(await freePort());
+    const env = { KILN_DATA_DIR: dataDir, KILN_SIGNALING_PORT: sigPort, KILN_PUBLIC_URL: `http://127.0.0.1:${sigPort}` };
+    let first: KilnProcess | undefined = await startKiln(env);
+    let second: KilnProcess | undefined;
+    try {
+      const sessionId = await newSession(first);
+      const gil = await joinAs(first, sessionId, 'gil');
+      await gil.publish();
+      await new Promise((r) => setTimeout(r, 1500));
+      const started = await call(first, 'POST', '/api/recordings/start', { session: sessionId });
+      assert.equal(started.status, 200, started.text);
+      await new Promise((r) => setTimeout(r, 3000));
+      const t0 = Date.now();
+      assert.equal(await first.stop(20_000), 0);
+      assert.ok(Date.now() - t0 < 9000, `stopped in ${Date.now() - t0} ms`);
+      first = undefined;
+      await gil.page.close();
+      second = await startKiln(env);
+      const done = await recordingUntil(second, started.json.id as string, (r) => (r.status === 'stopped' && (r.size as number) > 0) || r.status === 'failed', 60_000);
+      assert.equal(done.status, 'stopped', JSON.stringify(done));
+      assert.ok((done.duration as number) > 2 && (done.duration as number) < 5, `duration ${done.duration}`);
+    } finally {
+      await first?.stop();
+      await second?.stop(30_000);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('ffmpeg failing: the recording is failed, the reason is logged, the server keeps serving', async () => {
     const sigPort = String(await freePort());
     const broken = await startKiln({ KILN_SIGNALING_PORT: sigPort, KILN_PUBLIC_URL: `http://127.0.0.1:${sigPort}`, KILN_FFMPEG: '/bin/false', KILN_LOG_LEVEL: 'info' });
