@@ -305,6 +305,7 @@ async function main(): Promise<void> {
     const code = await kiln.stop(30_000);
     rmSync(configDir, { recursive: true, force: true });
     if (code !== 0) console.error(`Kiln exited with ${code}:\n${kiln.output().slice(-4000)}`);
+    for (const line of kiln.output().split('\n')) if (line.includes('recording track lost frames')) console.log(`capture loss: ${line}`);
   }
 }
 

@@ -67,6 +67,11 @@ export class TrackCapture implements TrackOutput {
     if (options.codec !== 'OPUS') this.#forwarder.requestKeyFrame();
   }
 
+  /** Frames lost on the way (not written: the file waits for the next key frame after a loss). */
+  get droppedFrames(): number {
+    return this.#assembler.droppedFrames;
+  }
+
   /** Whether the file holds a frame: one was written, and everything handed to the file is on disk. */
   get holdsMedia(): boolean {
     return this.firstFrameAt > 0 && this.#writer.pendingBytes === 0;

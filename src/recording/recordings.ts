@@ -300,6 +300,7 @@ export class Recordings {
   /** Closes a capture that runs until the end: its track ends with the recording. */
   async #endCapture(capture: TrackCapture, entry: ManifestTrack, durationMs: number): Promise<void> {
     await capture.close().catch(() => {});
+    this.#reportLoss(capture, entry);
     if (entry.startMs !== null && entry.endMs === null) entry.endMs = durationMs;
   }
 
@@ -385,13 +386,21 @@ export class Recordings {
     return Promise.all(firsts).then(() => {});
   }
 
+  /** A track that lost frames on the way says so, once, when its capture ends. */
+  #reportLoss(capture: TrackCapture, entry: ManifestTrack): void {
+    if (capture.droppedFrames > 0) this.#log.warn({ file: entry.file, dropped: capture.droppedFrames }, 'recording track lost frames');
+  }
+
   /** A stream left: its captures end now. */
   #detachStream(active: Active, streamId: string): void {
     for (const [key, { capture, entry }] of active.captures) {
       if (entry.stream !== streamId) continue;
       active.captures.delete(key);
       if (entry.startMs !== null) entry.endMs = Date.now() - (active.manifest.zeroAt ?? Date.now());
-      void capture.close().catch(() => {}).then(() => this.#writeManifest(active));
+      void capture.close().catch(() => {}).then(() => {
+        this.#reportLoss(capture, entry);
+        return this.#writeManifest(active);
+      });
     }
   }
 
