@@ -50,6 +50,16 @@ export class CaptureFile {
     if (this.#stream.writableLength > this.#limit) this.fail(new Error(`${this.path}: more than ${this.#limit} bytes wait for the disk`));
   }
 
+  /** Bytes written to the file itself (on disk, or in the kernel's cache of it). */
+  get bytesOnDisk(): number {
+    return this.#stream.bytesWritten;
+  }
+
+  /** Sends what is gathered to the file now, not at the end of the batch. */
+  flush(): void {
+    this.#uncork();
+  }
+
   /** Sends what is gathered to the file now. */
   #uncork(): void {
     if (this.#flush === undefined) return;
@@ -110,5 +120,15 @@ export abstract class CaptureWriter {
   /** Bytes handed to the file but not yet on disk. */
   get pendingBytes(): number {
     return this.file.pendingBytes;
+  }
+
+  /** Bytes written to the file itself. */
+  get bytesOnDisk(): number {
+    return this.file.bytesOnDisk;
+  }
+
+  /** Sends what is gathered to the file now. */
+  flush(): void {
+    this.file.flush();
   }
 }

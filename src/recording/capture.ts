@@ -51,6 +51,8 @@ export class TrackCapture implements TrackOutput {
   /** Wall time of the first written frame; 0 until then. */
   firstFrameAt = 0;
   failed: Error | undefined;
+  /** Bytes handed to the file up to the end of the first frame. */
+  #firstFrameBytes = 0;
   #closed = false;
 
   constructor(options: TrackCaptureOptions) {
@@ -72,9 +74,14 @@ export class TrackCapture implements TrackOutput {
     return this.#assembler.droppedFrames;
   }
 
-  /** Whether the file holds a frame: one was written, and everything handed to the file is on disk. */
+  /** Whether the file holds a frame: the bytes up to the first frame are in the file. */
   get holdsMedia(): boolean {
-    return this.firstFrameAt > 0 && this.#writer.pendingBytes === 0;
+    return this.firstFrameAt > 0 && this.#writer.bytesOnDisk >= this.#firstFrameBytes;
+  }
+
+  /** Sends what the file gathered to the disk now. */
+  flush(): void {
+    this.#writer.flush();
   }
 
   /** The forwarder's entry: never throws (the media path must not see a capture's trouble). */
@@ -91,6 +98,7 @@ export class TrackCapture implements TrackOutput {
     if (this.#closed) return;
     this.#writer.write(frame);
     if (this.firstFrameAt === 0) {
+      this.#firstFrameBytes = this.#writer.bytesWritten;
       this.firstFrameAt = Date.now();
       this.#onFirstFrame(this.firstFrameAt);
     }

@@ -27,7 +27,7 @@ import { scanIvf } from './ivf.ts';
 import { scanOgg } from './ogg.ts';
 
 /** How long after its first frame a starting recording waits for the other tracks' first frames, ms. */
-const START_GRACE_MS = 500;
+const START_GRACE_MS = 300;
 
 /** What a recording id may look like: a room session's name, maybe with `-N`. Nothing else reaches the disk. */
 export const RECORDING_ID = /^[A-Za-z0-9_-]{1,140}$/;
@@ -201,7 +201,8 @@ export class Recordings {
     await Promise.race([active.firstMedia, active.halted, active.soonAfterZero, new Promise((r) => (timer = setTimeout(r, this.#options.startWaitMs ?? 5000)))]);
     clearTimeout(timer);
     // OpenVidu answers once "the video file is already created and contains proper data": the
-    // first frames are on disk, not only queued (a few ms).
+    // first frames are in the files, not only queued (a few ms).
+    for (const { capture } of active.captures.values()) capture.flush();
     for (let i = 0; i < 40 && !active.stopping && [...active.captures.values()].some((c) => c.capture.firstFrameAt > 0 && !c.capture.holdsMedia); i++) {
       await new Promise((r) => setTimeout(r, 25));
     }

@@ -186,7 +186,7 @@ describe('a two-party OpenVidu session, recorded', () => {
     await waitFor(alice.log, (l) => l.rpc.some((m) => m.method === 'recordingStarted' && m.params?.id === recordingId), 5000);
   });
 
-  test('a third publisher joins at ~3 s; stop after ~9 s: a stopped recording with its duration and size', async () => {
+  test('a third publisher joins at ~3 s; stop after ~9 s: a stopped recording with its duration and size', async (t) => {
     await new Promise((r) => setTimeout(r, 3000 - (Date.now() - startedAt)));
     carol = await joinAs(kiln, sessionId, 'carol');
     await carol.publish();
@@ -201,6 +201,7 @@ describe('a two-party OpenVidu session, recorded', () => {
     assert.equal(stopped.json.status, 'stopped');
     assert.equal(stopped.json.url, null);
     assert.ok((stopped.json.size as number) > 50_000, `size ${stopped.json.size}`);
+    t.diagnostic(`recorded ${stopped.json.duration} s for ${wall} s of wall time between start's answer and stop`);
     assert.ok(Math.abs((stopped.json.duration as number) - wall) < 1, `duration ${stopped.json.duration} vs wall ${wall}`);
     // Not in progress any more: 404, as OpenVidu answers.
     assert.equal((await call(kiln, 'POST', `/api/recordings/stop/${recordingId}`)).status, 404);
