@@ -90,6 +90,8 @@ export class Rooms {
   readonly #tokens = new Map<string, RoomToken>();
   readonly #timers = new Map<RoomSession, NodeJS.Timeout>();
   readonly #watchers: ((rs: RoomSession) => void)[] = [];
+  /** Each member's removal timer, with its token's own deadlines (re-armed when the room changes). */
+  readonly #removals = new Map<Participant, { timer: NodeJS.Timeout | undefined; own: { removeAt?: Date; removeAfterSeconds?: number } }>();
   /** Store writes in order, so a leave never lands before its join. */
   #writes: Promise<void> = Promise.resolve();
   #closed = false;
@@ -327,6 +329,8 @@ export class Rooms {
     for (const rs of this.#open.values()) {
       if (rs.roomId !== record.id) continue;
       Object.assign(rs.settings, roomSettingsFromJson(record.settings));
+      // remove_at and remove_after_seconds_elapsed apply to the members already in, too.
+      for (const p of rs.participants.values()) this.#scheduleRemoval(rs, p, this.#removals.get(p)?.own);
       // The session's stored copy of the settings follows (what GET /room_sessions shows).
       if (rs.status !== null) await this.#write(() => this.#store.putRoomSession(this.#record(rs)));
     }
@@ -376,13 +380,23 @@ export class Rooms {
    * participant leaves when the first of its times is up.
    */
   #scheduleRemoval(roomSession: RoomSession, participant: Participant, own: { removeAt?: Date; removeAfterSeconds?: number } = {}): void {
+    const previous = this.#removals.get(participant);
+    if (previous) clearTimeout(previous.timer);
+    else participant.once('left', () => {
+      clearTimeout(this.#removals.get(participant)?.timer);
+      this.#removals.delete(participant);
+    });
+    if (participant.left) return;
     const s = roomSession.settings;
     const deadlines: number[] = [];
     if (s.removeAt) deadlines.push(s.removeAt.getTime());
     if (s.removeAfterSecondsElapsed !== null) deadlines.push(participant.joinedAt.getTime() + s.removeAfterSecondsElapsed * 1000);
     if (own.removeAt) deadlines.push(own.removeAt.getTime());
     if (own.removeAfterSeconds !== undefined) deadlines.push(participant.joinedAt.getTime() + own.removeAfterSeconds * 1000);
-    if (deadlines.length === 0) return;
+    if (deadlines.length === 0) {
+      this.#removals.set(participant, { timer: undefined, own: { removeAt: own.removeAt, removeAfterSeconds: own.removeAfterSeconds } });
+      return;
+    }
     const delay = Math.max(0, Math.min(...deadlines) - Date.now());
     // setTimeout holds at most 2^31-1 ms; longer waits re-arm.
     const timer = setTimeout(() => {
@@ -390,7 +404,7 @@ export class Rooms {
       participant.leave('removed-by-room');
     }, Math.min(delay, 2 ** 31 - 1));
     timer.unref();
-    participant.once('left', () => clearTimeout(timer));
+    this.#removals.set(participant, { timer, own: { removeAt: own.removeAt, removeAfterSeconds: own.removeAfterSeconds } });
   }
 
   #cancelEmptyTimer(roomSession: RoomSession): void {
@@ -470,6 +484,7 @@ export class Rooms {
     this.#closed = true;
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
+    for (const { timer } of this.#removals.values()) clearTimeout(timer);
     for (const rs of [...this.#open.values()]) if (rs.status === 'in-progress') rs.end('server-stopping');
     await this.#writes;
   }

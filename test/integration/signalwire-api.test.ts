@@ -246,6 +246,16 @@ describe('room tokens join through the room signaling; the settings hold', () =>
     const after = (Date.now() - joinedAt) / 1000;
     assert.ok(after > 4 && after < 6, `removed after ${after} s`);
   });
+
+  test('a PUT of remove_after_seconds_elapsed reaches the members already in the room', async () => {
+    await sw('POST', '/rooms', { name: 'tightened' });
+    const joinedAt = Date.now();
+    const rpc = await join('tightened', await roomToken({ room_name: 'tightened' }));
+    assert.equal((await sw('PUT', '/rooms/tightened', { remove_after_seconds_elapsed: 2 })).status, 200);
+    await Promise.race([rpc.closed(), new Promise((_, reject) => setTimeout(() => reject(new Error('the member was not removed in 6 s')), 6000))]);
+    const after = (Date.now() - joinedAt) / 1000;
+    assert.ok(after > 1.5 && after < 3.5, `removed after ${after} s`);
+  });
 });
 
 async function waitForStatus(id: string, status: string): Promise<any> {
