@@ -466,6 +466,7 @@ export class Recordings {
         width: this.#options.width, height: this.#options.height, fps: this.#options.fps, signal,
       });
       if (signal.aborted) return;
+      if (result.leftOut.length > 0) this.#log.warn({ recording: record.id, leftOut: result.leftOut }, 'recording composed without some captured tracks');
       Object.assign(record, { status: 'available', duration: Math.round(result.durationSeconds * 100) / 100, size: result.size, updatedAt: new Date().toISOString() });
       this.#log.info({ recording: record.id, seconds: record.duration, bytes: record.size, composeMs: Date.now() - started }, 'recording composed');
     } catch (err) {
