@@ -31,6 +31,7 @@ export interface GrantClaims {
 
 const HEADER = Buffer.from(JSON.stringify({ typ: 'VRT', alg: 'HS512' })).toString('base64url');
 
+/** Signs and checks SignalWire room tokens: JWTs (`typ: VRT`, HS512) carrying the grant's claims. */
 export class GrantSigner {
   readonly #key: Buffer;
 

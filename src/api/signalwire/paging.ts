@@ -38,6 +38,10 @@ export interface PageRequest {
 
 const int = /^\d+$/;
 
+/**
+ * Issues and reads SignalWire `page_token`s: a cursor (the row a page ended at), the page number,
+ * the listing's filters and an expiry, signed with HMAC so a client can neither forge nor re-aim one.
+ */
 export class PageTokens {
   readonly #key: Buffer;
 

@@ -44,6 +44,7 @@ function settingFields(s: RoomSettings, name: string): Record<string, unknown> {
   };
 }
 
+/** A room as SignalWire's `Room` object (fps a number, unlike a session's string). */
 export function roomJson(r: RoomRecord): Record<string, unknown> {
   const s = roomSettingsFromJson(r.settings);
   const extra = r.settings;
