@@ -23,6 +23,7 @@ import type {
   Store,
 } from '../../src/store/store.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { grantRecord, grantsContract, recordingRecord, recordingsContract } from '../helpers/store-contract.ts';
 
 let server: TestPostgres;
 let databases = 0;
@@ -71,15 +72,8 @@ function withPgStore(fn: (store: PgStore, url: string) => Promise<void>, icuLoca
 /** ISO time `s` seconds after 2026-01-01T00:00:00Z. */
 const t = (s: number): string => new Date(Date.UTC(2026, 0, 1) + s * 1000).toISOString();
 
-const recording = (id: string, createdAt: string, status: RecordingRecord['status'], roomSessionId = 'rs-1'): RecordingRecord => ({
-  id, uuid: `00000000-0000-4000-8000-${id.padStart(12, '0').slice(-12)}`, roomSessionId, sessionId: `ws://x/${id}`, name: id, status,
-  createdAt, updatedAt: createdAt, stoppedAt: null, duration: 0, size: 0, hasAudio: true, hasVideo: true, reason: null,
-});
-
-const grant = (token: string, roomId: string, expiresAt: string, usedAt: string | null): RoomGrantRecord => ({
-  token, roomId, userName: 'u', role: 'PUBLISHER', permissions: ['room.self.audio_mute', 'room.self.video_mute'],
-  createdAt: '2026-01-01T00:00:00.000Z', expiresAt, usedAt,
-});
+const recording = recordingRecord;
+const grant = grantRecord;
 
 const room = (id: string, name: string, createdAt: string): RoomRecord => ({
   id, name, settings: { max_members: 10, nested: { b: 1, a: [true, null, 'x'] } }, createdAt, updatedAt: createdAt,
@@ -97,25 +91,10 @@ const member = (id: string, roomSessionId: string, joinedAt: string, leftAt: str
 });
 
 test('recordings: by id or uuid, newest first, per room session, unfinished ones, delete; they survive a reopen', withPgStore(async (store, url) => {
-  await store.putRecording(recording('aaa', '2026-01-01T00:00:01.000Z', 'available'));
-  await store.putRecording(recording('bbb', '2026-01-01T00:00:03.000Z', 'started'));
-  await store.putRecording(recording('ccc', '2026-01-01T00:00:02.000Z', 'stopped', 'rs-2'));
-  await store.putRecording(recording('ddd', '2026-01-01T00:00:04.000Z', 'failed'));
-  assert.deepEqual((await store.listRecordings()).map((r) => r.id), ['ddd', 'bbb', 'ccc', 'aaa']);
-  assert.deepEqual((await store.listRecordings('rs-1')).map((r) => r.id), ['ddd', 'bbb', 'aaa']);
-  assert.deepEqual((await store.listUnfinishedRecordings()).map((r) => r.id), ['ccc', 'bbb']);
-  const byUuid = await store.getRecording('00000000-0000-4000-8000-000000000aaa');
-  assert.equal(byUuid?.id, 'aaa');
-  assert.deepEqual(await store.getRecording('aaa'), recording('aaa', '2026-01-01T00:00:01.000Z', 'available'));
-  assert.equal(await store.deleteRecording('aaa'), true);
-  assert.equal(await store.deleteRecording('aaa'), false);
-  await store.close();
-  const reopened = await PgStore.open(url);
-  try {
-    assert.deepEqual((await reopened.listRecordings()).map((r) => r.id), ['ddd', 'bbb', 'ccc']);
-  } finally {
-    await reopened.close();
-  }
+  await recordingsContract(store, async () => {
+    await store.close();
+    return PgStore.open(url);
+  });
 }));
 
 test('recordings: numbers and booleans come back as written (fractional duration, size over 2^32, no audio)', withPgStore(async (store) => {
@@ -126,19 +105,7 @@ test('recordings: numbers and booleans come back as written (fractional duration
 }));
 
 test('room grants: expired and long-used ones are pruned, live ones stay; deleting a room deletes its grants', withPgStore(async (store) => {
-  await store.putRoom({ id: 'room-a', name: 'a', settings: {}, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z' });
-  await store.putRoomGrant(grant('expired', 'room-b', '2026-01-01T00:00:00.000Z', null));
-  await store.putRoomGrant(grant('used-long-ago', 'room-b', '9999-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'));
-  await store.putRoomGrant(grant('used-recently', 'room-b', '9999-01-01T00:00:00.000Z', '2026-01-05T00:00:00.000Z'));
-  await store.putRoomGrant(grant('live', 'room-b', '9999-01-01T00:00:00.000Z', null));
-  await store.putRoomGrant(grant('of-room-a', 'room-a', '9999-01-01T00:00:00.000Z', null));
-  assert.equal(await store.pruneRoomGrants('2026-01-05T12:00:00.000Z', '2026-01-04T12:00:00.000Z'), 2);
-  for (const kept of ['used-recently', 'live', 'of-room-a']) assert.ok(await store.getRoomGrant(kept), kept);
-  for (const gone of ['expired', 'used-long-ago']) assert.equal(await store.getRoomGrant(gone), undefined, gone);
-  assert.equal(await store.deleteRoom('room-a'), true);
-  assert.equal(await store.deleteRoom('room-a'), false);
-  assert.equal(await store.getRoomGrant('of-room-a'), undefined);
-  assert.ok(await store.getRoomGrant('live'));
+  await grantsContract(store);
 }));
 
 /** Every page of a listing: newest first with `before` cursors to the end, then back up with `after`. */
