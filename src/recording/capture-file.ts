@@ -4,6 +4,7 @@
  * `limit` bytes behind, and keeps what it had queued.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 
 /** How long writes are gathered before they go to the file, ms (what a crash can lose at most). */
 const BATCH_MS = 100;
@@ -130,5 +131,32 @@ export abstract class CaptureWriter {
   /** Sends what is gathered to the file now. */
   flush(): void {
     this.file.flush();
+  }
+}
+
+/** A window onto a captured file being scanned after a crash: read a chunk at a time, not whole. */
+export class ScanWindow {
+  /** The bytes read; `view` says where the asked ones are in it. */
+  readonly buffer: Buffer;
+  readonly #fh: FileHandle;
+  #start = 0;
+  #length = 0;
+
+  constructor(fh: FileHandle, chunkBytes = 1024 * 1024) {
+    this.#fh = fh;
+    this.buffer = Buffer.allocUnsafe(chunkBytes);
+  }
+
+  /** Bytes read at the window's position (what a `view` that failed did find). */
+  get available(): number {
+    return this.#length;
+  }
+
+  /** Offset in `buffer` of the `n` bytes at `pos`, reading them in when needed; -1 when the file ends first. */
+  async view(pos: number, n: number): Promise<number> {
+    if (pos >= this.#start && pos + n <= this.#start + this.#length) return pos - this.#start;
+    this.#start = pos;
+    this.#length = (await this.#fh.read(this.buffer, 0, this.buffer.length, pos)).bytesRead;
+    return n <= this.#length ? 0 : -1;
   }
 }

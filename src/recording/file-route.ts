@@ -11,6 +11,11 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Credentials } from '../api/credentials.ts';
 import { RECORDING_ID, type Recordings } from './recordings.ts';
 
+/** The URL a recording's file is served at: `<publicUrl>/recordings/<id>.mp4` (the route below). */
+export function recordingUrl(publicUrl: string, id: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}/recordings/${encodeURIComponent(id)}.mp4`;
+}
+
 /**
  * Signs temporary links to recording files: HMAC-SHA256 of `<uuid>.<expires>`, the recording's
  * uuid (ids are reused after a delete; uuids never are).

@@ -13,7 +13,7 @@
  */
 import { open } from 'node:fs/promises';
 import { parseH264SpsSize, type PictureSize } from '../media/bitstream.ts';
-import { CaptureWriter } from './capture-file.ts';
+import { CaptureWriter, ScanWindow } from './capture-file.ts';
 import type { AssembledFrame, CaptureCodec } from './depacketize.ts';
 
 /** The video codecs an IVF file carries here. */
@@ -150,13 +150,13 @@ export async function scanIvf(path: string): Promise<IvfScan> {
   const fh = await open(path, 'r+');
   try {
     const { size } = await fh.stat();
-    const chunk = Buffer.allocUnsafe(SCAN_CHUNK);
-    let chunkStart = 0;
-    let chunkLength = (await fh.read(chunk, 0, SCAN_CHUNK, 0)).bytesRead;
+    const window = new ScanWindow(fh, SCAN_CHUNK);
+    const chunk = window.buffer;
     const dkif = Buffer.from('DKIF', 'latin1');
-    if (chunkLength < FILE_HEADER) {
+    if ((await window.view(0, FILE_HEADER)) < 0) {
       // A crash before the header was on disk: nothing to keep.
-      if (!chunk.subarray(0, Math.min(4, chunkLength)).equals(dkif.subarray(0, Math.min(4, chunkLength)))) {
+      const got = Math.min(4, window.available);
+      if (!chunk.subarray(0, got).equals(dkif.subarray(0, got))) {
         throw new Error(`${path} is not an IVF file`);
       }
       if (size > 0) await fh.truncate(0);
@@ -173,12 +173,8 @@ export async function scanIvf(path: string): Promise<IvfScan> {
     let firstPts = 0;
     let lastPts = 0;
     while (pos + FRAME_HEADER <= size) {
-      if (pos < chunkStart || pos + FRAME_HEADER > chunkStart + chunkLength) {
-        chunkStart = pos;
-        chunkLength = (await fh.read(chunk, 0, SCAN_CHUNK, pos)).bytesRead;
-        if (chunkLength < FRAME_HEADER) break;
-      }
-      const at = pos - chunkStart;
+      const at = await window.view(pos, FRAME_HEADER);
+      if (at < 0) break;
       const frameSize = chunk.readUInt32LE(at);
       const pts = chunk.readUInt32LE(at + 4) + chunk.readUInt32LE(at + 8) * TWO_32;
       if (frameSize > MAX_FRAME || pos + FRAME_HEADER + frameSize > size) break;

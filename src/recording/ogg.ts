@@ -12,7 +12,7 @@
  * A page goes to disk once it holds 200 ms of audio, so a crash loses little.
  */
 import { open } from 'node:fs/promises';
-import { CaptureWriter } from './capture-file.ts';
+import { CaptureWriter, ScanWindow } from './capture-file.ts';
 import type { AssembledFrame } from './depacketize.ts';
 
 /** Samples the decoder drops at the start (`OpusHead` pre-skip): 0, so audio lines up with video to the sample. */
@@ -266,16 +266,9 @@ export async function scanOgg(path: string): Promise<OggScan> {
   const fh = await open(path, 'r+');
   try {
     const { size } = await fh.stat();
-    const chunk = Buffer.allocUnsafe(SCAN_CHUNK);
-    let chunkStart = 0;
-    let chunkLength = 0;
-    /** Offset in `chunk` of `n` bytes at `pos`, reading them in when needed; -1 past the end. */
-    const view = async (pos: number, n: number): Promise<number> => {
-      if (pos >= chunkStart && pos + n <= chunkStart + chunkLength) return pos - chunkStart;
-      chunkStart = pos;
-      chunkLength = (await fh.read(chunk, 0, SCAN_CHUNK, pos)).bytesRead;
-      return n <= chunkLength ? 0 : -1;
-    };
+    const window = new ScanWindow(fh, SCAN_CHUNK);
+    const chunk = window.buffer;
+    const view = (pos: number, n: number) => window.view(pos, n);
     const oggs = Buffer.from('OggS', 'latin1');
     let pos = 0;
     let packets = 0;

@@ -14,6 +14,7 @@ import { PARTICIPANT_ROLES, type OpenViduProperties, type ParticipantRole } from
 import type { Credentials } from '../credentials.ts';
 import { MAX_TOKEN_DATA, type Rooms } from '../../rooms/rooms.ts';
 import type { Recordings } from '../../recording/recordings.ts';
+import { recordingUrl } from '../../recording/file-route.ts';
 import type { RecordingRecord } from '../../store/store.ts';
 
 export interface OpenViduApiOptions {
@@ -24,11 +25,6 @@ export interface OpenViduApiOptions {
   freeAccess: boolean;
   /** KILN_PUBLIC_URL: recording URLs are `<publicUrl>/recordings/<id>.mp4`. */
   publicUrl: string;
-}
-
-/** The URL a recording's file is served at. */
-export function recordingUrl(publicUrl: string, id: string): string {
-  return `${publicUrl.replace(/\/+$/, '')}/recordings/${encodeURIComponent(id)}.mp4`;
 }
 
 /**

@@ -38,6 +38,11 @@ export interface PageRequest {
 
 const int = /^\d+$/;
 
+/** Orders rows by (createdAt, id), the key of every cursor: negative when `a` comes first. */
+export function compareCursor(a: ListCursor, b: ListCursor): number {
+  return a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 /**
  * Issues and reads SignalWire `page_token`s: a cursor (the row a page ended at), the page number,
  * the listing's filters and an expiry, signed with HMAC so a client can neither forge nor re-aim one.

@@ -15,11 +15,10 @@ import { roleOfGrant } from '../../rooms/grants.ts';
 import type { Rooms } from '../../rooms/rooms.ts';
 import type { RecordingRecord, RoomRecord, Store } from '../../store/store.ts';
 import type { Recordings } from '../../recording/recordings.ts';
-import type { RecordingLinks } from '../../recording/file-route.ts';
-import { recordingUrl } from '../openvidu/openvidu-api.ts';
+import { recordingUrl, type RecordingLinks } from '../../recording/file-route.ts';
 import type { Credentials } from '../credentials.ts';
 import { invalidParameter, signalWireError } from './errors.ts';
-import { pageLinks, PageTokens, type PageRequest } from './paging.ts';
+import { compareCursor, pageLinks, PageTokens, type PageRequest } from './paging.ts';
 import { memberJson, recordingJson, roomJson, roomSessionJson } from './shapes.ts';
 
 /** What the SignalWire dialect uses: the rooms, the store it lists from, the credentials. */
@@ -272,10 +271,8 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
     const { rows, links } = await page(request, JSON.stringify(['members', record.id]), async (p, limit) => {
       const after = p.before; // a `next` token: members joined after its row
       const before = p.after; // a `prev` token: members joined before its row
-      const cmp = (a: { createdAt: string; id: string }, b: { createdAt: string; id: string }) =>
-        a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-      if (before) return keyed.filter((k) => cmp(k, before) < 0).slice(-limit);
-      return keyed.filter((k) => !after || cmp(k, after) > 0).slice(0, limit);
+      if (before) return keyed.filter((k) => compareCursor(k, before) < 0).slice(-limit);
+      return keyed.filter((k) => !after || compareCursor(k, after) > 0).slice(0, limit);
     });
     const now = new Date().toISOString();
     return { links, data: rows.map((r) => memberJson(r.m, now, price)) };
@@ -296,12 +293,10 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
   /** One page of recordings (held newest first) by the page cursor. */
   async function recordingPage(request: FastifyRequest, filters: string, all: RecordingRecord[]) {
     const keyed = all.map((r) => ({ createdAt: r.createdAt, id: r.uuid, r }));
-    const cmp = (a: { createdAt: string; id: string }, b: { createdAt: string; id: string }) =>
-      a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-    keyed.sort((a, b) => cmp(b, a));
+    keyed.sort((a, b) => compareCursor(b, a));
     return page(request, filters, async (p, limit) => {
-      if (p.after) return keyed.filter((k) => cmp(k, p.after!) > 0).slice(-limit);
-      return keyed.filter((k) => !p.before || cmp(k, p.before) < 0).slice(0, limit);
+      if (p.after) return keyed.filter((k) => compareCursor(k, p.after!) > 0).slice(-limit);
+      return keyed.filter((k) => !p.before || compareCursor(k, p.before) < 0).slice(0, limit);
     });
   }
 
