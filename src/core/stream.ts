@@ -51,6 +51,11 @@ export class Stream extends EventEmitter<StreamEvents> {
   /** The URL a pull stream is read from, with any password masked. */
   sourceUrl: string | undefined;
   tracks: TrackInfo[] = [];
+  /**
+   * True for an on-demand relay: an OVT pull of a stream published on another node, made for this
+   * node's viewers and dropped when the last one leaves. Default false.
+   */
+  relay = false;
   readonly players = new Map<string, Session>();
   closed = false;
 
