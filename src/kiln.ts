@@ -19,6 +19,11 @@ import { Credentials } from './api/credentials.ts';
 import { Metrics } from './api/metrics.ts';
 import type { Store } from './store/store.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
+import { PgStore } from './store/postgres/pg-store.ts';
+import { Cluster } from './cluster/cluster.ts';
+import { OvtServer } from './protocols/ovt/server.ts';
+import { errors } from './core/errors.ts';
+import { forwardedCallOf } from './api/forward.ts';
 import { Recordings } from './recording/recordings.ts';
 import { RecordingLinks } from './recording/file-route.ts';
 import { join } from 'node:path';
@@ -37,11 +42,15 @@ export class Kiln {
   readonly catalog: Catalog;
   readonly metrics = new Metrics();
   store: Store | undefined;
+  /** Cluster mode (KILN_DATABASE_URL): the node registry, the shared live state and the command bus. */
+  cluster: Cluster | undefined;
   engine: MediaEngine | undefined;
   pulls: PullManager | undefined;
   rooms: Rooms | undefined;
   recordings: Recordings | undefined;
   signaling: SignalingServer | undefined;
+  /** OVT origin side: other nodes (edges) pull this node's streams. */
+  ovt: OvtServer | undefined;
   api: ApiServer | undefined;
   /** The `user:password` pairs in force (configured or generated). */
   accessTokens: string[] = [];
@@ -67,8 +76,31 @@ export class Kiln {
   /** Opens the store, then the listeners. Rejects (after cleaning up) if a port is in use. */
   async start(): Promise<void> {
     const config = this.config;
-    if (config.databaseUrl) throw new Error('KILN_DATABASE_URL (cluster mode) is not available in this version');
-    this.store = new SqliteStore(config.dataDir);
+    this.store = config.databaseUrl ? await PgStore.open(config.databaseUrl) : new SqliteStore(config.dataDir);
+    try {
+      await this.#startServices(config, this.store);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async #startServices(config: KilnConfig, store: Store): Promise<void> {
+    let lastAlive: Date | undefined;
+    if (config.databaseUrl) {
+      this.cluster = new Cluster({
+        url: config.databaseUrl,
+        nodeId: config.nodeId,
+        publicUrl: config.publicUrl,
+        apiUrl: advertisedUrl(config.tls ? 'https' : 'http', config.api.host, config.api.port, config.publicUrl),
+        ovtUrl: advertisedUrl('ovt', config.ovt.host, config.ovt.port, config.publicUrl),
+        catalog: this.catalog,
+        store,
+        logger: this.logger,
+      });
+      lastAlive = (await this.cluster.start()) ?? new Date();
+    }
+    this.store = store;
     this.accessTokens = config.accessTokens.length > 0 ? config.accessTokens : [await this.#generatedToken(this.store)];
     const credentials = new Credentials(this.accessTokens);
     const signingKey = await this.#signingKey(this.store);
@@ -95,6 +127,8 @@ export class Kiln {
       vhost: config.vhosts[0].name,
       app: config.rooms.app,
       emptyTimeoutMs: config.rooms.emptyTimeoutMs,
+      nodeId: config.nodeId,
+      shared: config.databaseUrl !== undefined,
       logger: this.logger,
     });
     this.recordings = new Recordings({
@@ -107,13 +141,17 @@ export class Kiln {
       height: config.recordings.height,
       fps: config.recordings.fps,
       stopWaitMs: config.recordings.stopWaitMs,
+      nodeId: config.nodeId,
+      shared: config.databaseUrl !== undefined,
       logger: this.logger,
     });
     const recordingLinks = new RecordingLinks(deriveKey(signingKey, 'recording-links'));
-    await this.rooms.restore(await this.#lastAlive(this.store));
+    await this.rooms.restore(lastAlive ?? await this.#lastAlive(this.store));
     let beats = 0;
+    const clustered = this.cluster !== undefined;
     this.#heartbeat = setInterval(() => {
-      void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {});
+      // In a cluster, the node registry holds the heartbeat.
+      if (!clustered) void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {});
       // About hourly (and at the first beat): room tokens that can never join again are dropped.
       if (beats++ % GRANT_PRUNE_BEATS === 0) void this.#pruneGrants();
     }, HEARTBEAT_MS);
@@ -132,7 +170,17 @@ export class Kiln {
       rooms: this.rooms,
       roomsApp: config.rooms.app,
       roomPingTimeoutMs: config.rooms.pingTimeoutMs,
-      recordingFiles: { recordings: this.recordings, credentials, links: recordingLinks, freeAccess: config.recordings.freeAccess },
+      recordingFiles: {
+        recordings: this.recordings,
+        credentials,
+        links: recordingLinks,
+        freeAccess: config.recordings.freeAccess,
+        nodeId: config.nodeId,
+        publicUrlOf: this.cluster && (async (id) => {
+          const node = await this.cluster?.node(id);
+          return node?.state === 'alive' ? node.publicUrl : undefined;
+        }),
+      },
       logger: this.logger,
     });
     this.api = new ApiServer({
@@ -153,18 +201,62 @@ export class Kiln {
       pricePerMemberMinute: config.rooms.pricePerMemberMinute,
       metrics: this.metrics,
       metricsRequireAuth: config.metricsRequireAuth,
+      cluster: this.cluster,
       logger: this.logger,
     });
-    try {
-      await this.api.start();
-      await this.signaling.start();
-    } catch (err) {
-      await this.stop();
-      throw err;
+    this.ovt = new OvtServer({
+      host: config.ovt.host,
+      port: config.ovt.port,
+      catalog: this.catalog,
+      engine: this.engine,
+      logger: this.logger,
+      onForwardingError: () => this.metrics.forwardingErrors++,
+    });
+    this.#handleCommands();
+    await this.api.start();
+    await this.signaling.start();
+    await this.ovt.start();
+    if (this.cluster) {
+      const cluster = this.cluster;
+      const pulls = this.pulls;
+      // Where other nodes reach this one, with the ports as bound (0 in the configuration takes any).
+      await cluster.advertise(
+        advertisedUrl(config.tls ? 'https' : 'http', config.api.host, this.api.port, config.publicUrl),
+        advertisedUrl('ovt', config.ovt.host, this.ovt.port, config.publicUrl),
+      );
+      // A viewer of a stream another node has: pulled here over OVT, once, while it has viewers.
+      this.engine.setRemoteSource(async (vhost, app, name) => {
+        const [origin] = await cluster.remoteStreams(vhost, app, name);
+        const node = origin && await cluster.node(origin.nodeId);
+        if (!node || node.state !== 'alive') return;
+        await pulls.relay({ vhost, app, name, url: `${node.ovtUrl}/${encodeURIComponent(app)}/${encodeURIComponent(name)}` });
+      });
     }
     await this.pulls.restore();
     // What a crash left unfinished is composed in the background; the node serves meanwhile.
     void this.recordings.recover().catch((err) => this.logger.error({ err }, 'unfinished recordings could not be recovered'));
+  }
+
+  /** What other nodes of the cluster ask of this one: closing what it holds. */
+  #handleCommands(): void {
+    const cluster = this.cluster;
+    if (!cluster) return;
+    cluster.handle('kick-session', async (args) => {
+      const session = this.catalog.sessions.get(String(args.id));
+      if (!session) throw errors.sessionNotFound(String(args.id));
+      session.close('kicked');
+      return { kicked: session.id };
+    });
+    cluster.handle('api', async (args) => {
+      const call = forwardedCallOf(args);
+      if (!call || !this.api) throw errors.badRequest('Not a forwarded control call');
+      return this.api.runForwarded(call);
+    });
+    cluster.handle('delete-stream', async (args) => {
+      const stream = this.catalog.stream(String(args.vhost), String(args.app), String(args.name));
+      stream.close('kicked');
+      return { deleted: stream.name };
+    });
   }
 
   /**
@@ -219,9 +311,24 @@ export class Kiln {
       this.catalog.closeAll('server-stopping');
       this.engine?.close();
       await closingPeers();
-      await Promise.allSettled([this.signaling?.stop(), this.api?.stop()]);
+      await Promise.allSettled([this.signaling?.stop(), this.api?.stop(), this.ovt?.stop()]);
+      await this.cluster?.stop();
       await this.store?.close();
     })();
     return this.#stopping;
   }
+}
+
+/**
+ * The URL other nodes reach a listener of this node at: its host when bound to one, else the host
+ * of the public URL (`localhost` as 127.0.0.1).
+ */
+function advertisedUrl(scheme: string, host: string, port: number, publicUrl: string): string {
+  let name = host;
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    name = new URL(publicUrl).hostname;
+    if (name === 'localhost') name = '127.0.0.1';
+  }
+  if (name.includes(':') && !name.startsWith('[')) name = `[${name}]`;
+  return `${scheme}://${name}:${port}`;
 }

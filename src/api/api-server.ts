@@ -23,6 +23,9 @@ import { omeOpenApi } from './ome/openapi.ts';
 import { openViduOpenApi } from './openvidu/openapi.ts';
 import { maxScaleOpenApi } from './maxscale/openapi.ts';
 import { signalWireOpenApi } from './signalwire/openapi.ts';
+import type { Cluster } from '../cluster/cluster.ts';
+import { errors } from '../core/errors.ts';
+import { FORWARDED_HEADER, type ForwardedAnswer, type ForwardedCall } from './forward.ts';
 
 export interface ApiServerOptions {
   host: string;
@@ -50,6 +53,8 @@ export interface ApiServerOptions {
   metrics: Metrics;
   /** Whether `/metrics` asks for API credentials. Default false (Prometheus scrapes it openly). */
   metricsRequireAuth: boolean;
+  /** Cluster mode: the cluster-wide view, and calls refused with 503 while its database is unreachable. */
+  cluster?: Cluster;
   logger: Logger;
 }
 
@@ -79,7 +84,15 @@ export class ApiServer {
 
   #setup(): void {
     const app = this.app;
-    const { catalog, credentials, metrics, pulls, rooms, recordings, recordingLinks, recordingFreeAccess, publicUrl, store, pageTokens, pricePerMemberMinute } = this.#options;
+    const { catalog, credentials, metrics, pulls, rooms, recordings, recordingLinks, recordingFreeAccess, publicUrl, store, pageTokens, pricePerMemberMinute, cluster } = this.#options;
+    if (cluster) {
+      // A node that lost the shared database keeps its media going but takes no control call: each
+      // dialect answers 503 in its own shape (the error reaches the route's scope handler).
+      app.addHook('onRequest', async (request) => {
+        if (cluster.available || request.url === '/healthz' || request.url.startsWith('/metrics')) return;
+        throw errors.unavailable('The cluster database is unreachable: try again later or another node');
+      });
+    }
     app.get('/healthz', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
     app.get('/metrics', async (request, reply) => {
       if (this.#options.metricsRequireAuth && !credentials.basic(request.headers.authorization)) {
@@ -88,9 +101,9 @@ export class ApiServer {
       return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics));
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
-    app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls }), { prefix: '/v1' });
-    app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms }), { prefix: '/v1' });
-    app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl }), { prefix: '/api' });
+    app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls, cluster }), { prefix: '/v1' });
+    app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms, cluster }), { prefix: '/v1' });
+    app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl, cluster }), { prefix: '/api' });
     app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute }), { prefix: '/api/video' });
     app.setNotFoundHandler(async (request, reply) =>
       reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
@@ -100,6 +113,15 @@ export class ApiServer {
       if (status === 500) request.log.error({ err }, 'api request failed');
       return reply.code(status).send({ statusCode: status, message: status === 500 ? 'Internal Server Error' : e.message });
     });
+  }
+
+  /** Runs a control call another node forwarded (cluster mode) through this node's own routes. */
+  async runForwarded(call: ForwardedCall): Promise<ForwardedAnswer> {
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
+    if (call.authorization) headers.authorization = call.authorization;
+    if (call.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.app.inject({ method: call.method as 'GET', url: call.url, headers, payload: call.body });
+    return { status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body: res.body };
   }
 
   async start(): Promise<void> {

@@ -322,6 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   if (env.KILN_SIGNALING_PORT) config.signaling.port = port(env.KILN_SIGNALING_PORT, 'KILN_SIGNALING_PORT');
   if (env.KILN_SIGNALING_HOST) config.signaling.host = env.KILN_SIGNALING_HOST;
   if (env.KILN_OVT_PORT) config.ovt.port = port(env.KILN_OVT_PORT, 'KILN_OVT_PORT');
+  if (env.KILN_OVT_HOST) config.ovt.host = env.KILN_OVT_HOST;
   if (env.KILN_ICE_PORTS) config.ice.portRange = portRange(env.KILN_ICE_PORTS, 'KILN_ICE_PORTS');
   if (env.KILN_ICE_ADDRESSES) config.ice.announcedAddresses = commaList(env.KILN_ICE_ADDRESSES);
   if (env.KILN_ACCESS_TOKEN) config.accessTokens = tokens(env.KILN_ACCESS_TOKEN, 'KILN_ACCESS_TOKEN');

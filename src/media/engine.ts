@@ -45,6 +45,9 @@ export interface MediaEngineOptions {
   errorCounter?: { forwardingErrors: number };
 }
 
+/** Brings stream `vhost/app/name` to this node when another has it; resolves either way. */
+export type RemoteSource = (vhost: string, app: string, name: string) => Promise<void>;
+
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 
 /** Throws BAD_REQUEST unless `name` is a usable app, stream or session name. */
@@ -70,6 +73,7 @@ export class MediaEngine {
   readonly #forwarders = new WeakMap<Stream, Forwarder>();
   /** Peer connections by session id, for trickled candidates. */
   readonly #peers = new Map<string, WebRtcPublisher | WebRtcPlayer>();
+  #remoteSource: RemoteSource | undefined;
 
   constructor(options: MediaEngineOptions) {
     this.catalog = options.catalog;
@@ -85,6 +89,22 @@ export class MediaEngine {
       }
     }, 2000);
     this.#sweep.unref();
+  }
+
+  /**
+   * Where a stream this node does not have may come from (cluster mode: another node, relayed here
+   * over OVT). Called before a viewer is refused with STREAM_NOT_FOUND.
+   */
+  setRemoteSource(source: RemoteSource): void {
+    this.#remoteSource = source;
+  }
+
+  /** Lets the remote source bring a stream this node lacks, before a viewer asks for it. */
+  async #ensureStream(app: string, streamName: string): Promise<void> {
+    if (!this.#remoteSource || !NAME.test(app) || !NAME.test(streamName)) return;
+    const application = this.catalog.appByName(app);
+    if (!application || application.settings.rooms || application.streams.has(streamName)) return;
+    await this.#remoteSource(application.vhost, application.name, streamName);
   }
 
   /** Stops the engine's own timer (sessions are closed through the catalogue). */
@@ -207,6 +227,7 @@ export class MediaEngine {
 
   /** WHEP: answers a viewer's offer. `sessionName` names the session (`?session=`), else a UUID. */
   async play(app: string, streamName: string, offer: string, sessionName: string | undefined, client: ClientInfo): Promise<{ session: Session; answer: string }> {
+    await this.#ensureStream(app, streamName);
     const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
     try {
       const answer = await player.answer(offer);
@@ -225,6 +246,7 @@ export class MediaEngine {
     accept: (answer: string) => Promise<void>;
     addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
+    await this.#ensureStream(app, streamName);
     const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
     try {
       const offer = await player.offer();

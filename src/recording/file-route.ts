@@ -53,6 +53,10 @@ export interface RecordingFileRouteOptions {
   credentials: Credentials;
   links: RecordingLinks;
   freeAccess: boolean;
+  /** This node's id: a recording of another node (cluster mode) is on its disk. */
+  nodeId?: string;
+  /** Cluster mode: the public URL of the node whose disk has the file (the request is redirected there). */
+  publicUrlOf?: (nodeId: string) => Promise<string | undefined>;
 }
 
 /** The one range of a `Range` header within `size` bytes; 'unsatisfiable'; undefined to send it all. */
@@ -91,6 +95,13 @@ export function registerRecordingFiles(app: FastifyInstance, options: RecordingF
       // A signed link holds for the one recording it was made for (its uuid), not a later one of the same id.
       if (!authorized && !(record && links.valid(record.uuid, expires, signature))) return denied();
       if (!record || record.id !== id || record.status !== 'available') return plain(reply, 404, 'No such recording');
+      if (options.publicUrlOf && record.nodeId !== options.nodeId) {
+        // Cluster mode: the file is on the disk of the node that recorded it.
+        const holder = await options.publicUrlOf(record.nodeId);
+        if (!holder) return plain(reply, 503, `The node that keeps this recording (${record.nodeId}) is not running`);
+        const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
+        return reply.redirect(recordingUrl(holder, id) + query, 307);
+      }
       const path = recordings.fileOf(id);
       let size: number;
       let mtime: Date;

@@ -46,6 +46,10 @@ export interface RecordingsOptions {
   stopWaitMs: number;
   /** How long `start` waits for the published tracks' first frames, ms. Default 5000. */
   startWaitMs?: number;
+  /** This node: its recordings' files are on its disk. */
+  nodeId: string;
+  /** Whether other nodes share the store (cluster mode): recovery then takes only this node's. Default false. */
+  shared?: boolean;
   logger: Logger;
 }
 
@@ -160,7 +164,7 @@ export class Recordings {
     const now = new Date().toISOString();
     const record: RecordingRecord = {
       id: '', uuid: randomUUID(), roomSessionId: roomSession.id, sessionId, name: '', status: 'starting', createdAt: now, updatedAt: now,
-      stoppedAt: null, duration: 0, size: 0, hasAudio: true, hasVideo: true, reason: null,
+      stoppedAt: null, duration: 0, size: 0, hasAudio: true, hasVideo: true, reason: null, nodeId: this.#options.nodeId,
     };
     // Claimed at once (before any await), so a second start meets it.
     const active: Active = {
@@ -495,7 +499,7 @@ export class Recordings {
    * and composed; what was stopped and not yet composed is composed. Runs in the background.
    */
   async recover(): Promise<void> {
-    for (const record of await this.#store.listUnfinishedRecordings()) {
+    for (const record of await this.#store.listUnfinishedRecordings(this.#options.shared ? this.#options.nodeId : undefined)) {
       if (this.#closed) return;
       // Started by this run meanwhile: it is live, not left over.
       if (this.#active.has(record.id) || this.#composing.has(record.id)) continue;

@@ -34,6 +34,13 @@ export interface RoomsOptions {
   app: string;
   /** A room session with nobody in it ends after this long, ms. Default 5000. */
   emptyTimeoutMs?: number;
+  /** This node: room sessions made here are held here. */
+  nodeId: string;
+  /**
+   * Whether other nodes share the store (cluster mode): a restart then restores only this node's
+   * room sessions. Default false (every session in the store is this node's).
+   */
+  shared?: boolean;
   logger: Logger;
 }
 
@@ -76,6 +83,12 @@ export const MAX_TOKEN_DATA = 1000;
 const iso = (d: Date | undefined | null) => (d ? d.toISOString() : null);
 
 /** The name an OpenVidu session id ends with: `wss://host:port/<name>?secret=…` → `<name>`. */
+/** The ws(s) form of a public URL, without a trailing slash: OpenVidu session ids start with it. */
+function wsBaseOf(publicUrl: string): string {
+  const url = new URL(publicUrl);
+  return (url.origin + url.pathname).replace(/^http/, 'ws').replace(/\/+$/, '');
+}
+
 export function sessionName(sessionId: string): string {
   const path = sessionId.trim().split('?')[0];
   return path.slice(path.lastIndexOf('/') + 1);
@@ -104,8 +117,29 @@ export class Rooms {
 
   /** The ws(s) form of the public URL, without a trailing slash. */
   get wsBase(): string {
-    const url = new URL(this.#options.publicUrl);
-    return (url.origin + url.pathname).replace(/^http/, 'ws').replace(/\/+$/, '');
+    return wsBaseOf(this.#options.publicUrl);
+  }
+
+  /**
+   * Cluster mode: the node that holds the open room session an OpenVidu id names, when it is
+   * another node; undefined when none does (or the store is this node's alone).
+   */
+  async holderOf(sessionId: string): Promise<string | undefined> {
+    if (!this.#options.shared) return undefined;
+    const name = sessionName(sessionId);
+    for (const r of await this.#store.listOpenRoomSessions()) if (r.name === name && r.nodeId !== this.#options.nodeId) return r.nodeId;
+    return undefined;
+  }
+
+  /** Cluster mode: the OpenVidu ids of the room sessions in progress on the other live nodes (their public URLs). */
+  async otherNodesSessionIds(cluster: { nodes(): Promise<{ id: string; state: string; publicUrl: string }[]> }): Promise<string[]> {
+    const alive = new Map((await cluster.nodes()).filter((n) => n.state === 'alive').map((n) => [n.id, n.publicUrl]));
+    const ids: string[] = [];
+    for (const r of await this.#store.listOpenRoomSessions()) {
+      const url = r.nodeId !== this.#options.nodeId && r.status === 'in-progress' ? alive.get(r.nodeId) : undefined;
+      if (url) ids.push(`${wsBaseOf(url)}/${r.name}`);
+    }
+    return ids;
   }
 
   /** The OpenVidu session id of a room session: `wss://HOST:PORT/<name>`. */
@@ -118,9 +152,10 @@ export class Rooms {
    * node's last heartbeat), then loads the created sessions that nobody joined yet, with their tokens.
    */
   async restore(lastAlive: Date): Promise<void> {
-    const completed = await this.#store.completeInProgressRoomSessions(lastAlive.toISOString(), 'node-lost');
+    const own = this.#options.shared ? this.#options.nodeId : undefined;
+    const completed = await this.#store.completeInProgressRoomSessions(lastAlive.toISOString(), 'node-lost', own);
     if (completed > 0) this.#options.logger.warn({ completed }, 'room sessions left in progress by the last run were completed');
-    for (const record of await this.#store.listOpenRoomSessions()) {
+    for (const record of await this.#store.listOpenRoomSessions(own)) {
       const rs = new RoomSession({
         id: record.id,
         roomId: record.roomId,
@@ -132,7 +167,7 @@ export class Rooms {
       this.#adopt(rs);
     }
     const byId = new Map([...this.#open.values()].map((rs) => [rs.id, rs]));
-    for (const t of await this.#store.listOpenRoomTokens()) {
+    for (const t of await this.#store.listOpenRoomTokens(own)) {
       const rs = byId.get(t.roomSessionId);
       if (!rs) continue;
       this.#tokens.set(t.token, { token: t.token, roomSession: rs, role: t.role as ParticipantRole, data: t.data, createdAt: new Date(t.createdAt), usedAt: t.usedAt ? new Date(t.usedAt) : undefined });
@@ -234,6 +269,11 @@ export class Rooms {
     this.#checkOpen();
     let roomSession = this.find(claims.r);
     if (roomSession && roomSession.roomId !== room.id) throw errors.forbidden(`Another session is named ${claims.r}`);
+    if (!roomSession && this.#options.shared) {
+      // A room is in progress on one node at a time (cluster mode): its members join it there.
+      const elsewhere = (await this.#store.listOpenRoomSessions()).find((r) => r.roomId === room.id && r.status === 'in-progress' && r.nodeId !== this.#options.nodeId);
+      if (elsewhere) throw errors.forbidden(`The room ${room.name} is in progress on node ${elsewhere.nodeId}: join it there`);
+    }
     // The room's own rules first (a refused join keeps its token), then the token is spent in the
     // store, atomically, before anyone sees the member: two joins with one token, one member.
     // With no session yet, a candidate (not registered until the join is accepted) is asked.
@@ -453,6 +493,7 @@ export class Rooms {
       startTime: iso(rs.startTime),
       endTime: iso(rs.endTime),
       endReason: rs.endReason ?? null,
+      nodeId: this.#options.nodeId,
     };
   }
 

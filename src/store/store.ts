@@ -30,6 +30,8 @@ export interface RoomSessionRecord {
   startTime: string | null;
   endTime: string | null;
   endReason: string | null;
+  /** The node that holds the session ('' in the embedded single-node store's old rows). */
+  nodeId: string;
 }
 
 /** A room (SignalWire): a named, configured conference space; dates are ISO 8601 strings. */
@@ -136,6 +138,8 @@ export interface RecordingRecord {
   hasVideo: boolean;
   /** Why it failed, for logs and operators. */
   reason: string | null;
+  /** The node that records it and keeps its files. */
+  nodeId: string;
 }
 
 export interface Store {
@@ -149,21 +153,22 @@ export interface Store {
   /** Inserts or replaces a room session. */
   putRoomSession(record: RoomSessionRecord): Promise<void>;
   getRoomSession(id: string): Promise<RoomSessionRecord | undefined>;
-  /** Room sessions not completed (created or in progress), oldest first. */
-  listOpenRoomSessions(): Promise<RoomSessionRecord[]>;
+  /** Room sessions not completed (created or in progress), oldest first; of one node when given. */
+  listOpenRoomSessions(nodeId?: string): Promise<RoomSessionRecord[]>;
   /** Inserts or replaces a member record. */
   putRoomMember(record: RoomMemberRecord): Promise<void>;
   listRoomMembers(roomSessionId: string): Promise<RoomMemberRecord[]>;
   putRoomToken(record: RoomTokenRecord): Promise<void>;
-  /** Tokens of room sessions not completed. */
-  listOpenRoomTokens(): Promise<RoomTokenRecord[]>;
+  /** Tokens of room sessions not completed; of one node's sessions when given. */
+  listOpenRoomTokens(nodeId?: string): Promise<RoomTokenRecord[]>;
   /** Marks a token used; false when it was used already or does not exist (single use, atomic). */
   useRoomToken(token: string, at: string): Promise<boolean>;
   /**
-   * Completes every in-progress room session (after a restart or a crash): `endTime` for the
-   * session and for members still in, with `reason`. Returns how many sessions it completed.
+   * Completes every in-progress room session (after a restart or a crash), or those of one node when
+   * `nodeId` is given: `endTime` for the session and for members still in, with `reason`. Returns
+   * how many sessions it completed.
    */
-  completeInProgressRoomSessions(endTime: string, reason: string): Promise<number>;
+  completeInProgressRoomSessions(endTime: string, reason: string, nodeId?: string): Promise<number>;
   /** Inserts or replaces a room; CONFLICT (a KilnError) when another room has its name. */
   putRoom(record: RoomRecord): Promise<void>;
   getRoom(id: string): Promise<RoomRecord | undefined>;
@@ -188,8 +193,8 @@ export interface Store {
   getRecording(id: string): Promise<RecordingRecord | undefined>;
   /** Every recording, newest first; of one room session when given. */
   listRecordings(roomSessionId?: string): Promise<RecordingRecord[]>;
-  /** Recordings whose file is not final: starting, started, or stopped (not composed yet). */
-  listUnfinishedRecordings(): Promise<RecordingRecord[]>;
+  /** Recordings whose file is not final: starting, started, or stopped (not composed yet); of one node when given. */
+  listUnfinishedRecordings(nodeId?: string): Promise<RecordingRecord[]>;
   /** False when there was no such recording. */
   deleteRecording(id: string): Promise<boolean>;
   /** Releases the database; idempotent. */

@@ -45,6 +45,7 @@ export async function startKiln(env: Record<string, string> = {}): Promise<KilnP
   const dataDir = env.KILN_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'kiln-test-'));
   const apiPort = env.KILN_API_PORT ?? String(await freePort());
   const sigPort = env.KILN_SIGNALING_PORT ?? String(await freePort());
+  const ovtPort = env.KILN_OVT_PORT ?? String(await freePort());
   const user = 'admin';
   const password = 'test-secret';
   const child = spawn(process.execPath, [join(ROOT, 'src/main.ts')], {
@@ -53,8 +54,10 @@ export async function startKiln(env: Record<string, string> = {}): Promise<KilnP
       ...process.env,
       KILN_API_HOST: '127.0.0.1',
       KILN_SIGNALING_HOST: '127.0.0.1',
+      KILN_OVT_HOST: '127.0.0.1',
       KILN_API_PORT: apiPort,
       KILN_SIGNALING_PORT: sigPort,
+      KILN_OVT_PORT: ovtPort,
       KILN_DATA_DIR: dataDir,
       KILN_ACCESS_TOKEN: `${user}:${password}`,
       KILN_LOG_LEVEL: 'warn',
@@ -116,6 +119,7 @@ export async function startKilnInProcess(configure: (config: KilnConfig) => void
   Object.assign(config, { dataDir, accessTokens: ['admin:pw'] });
   config.api = { host: '127.0.0.1', port: 0 };
   config.signaling = { host: '127.0.0.1', port: 0 };
+  config.ovt = { host: '127.0.0.1', port: 0 };
   configure(config);
   const kiln = new Kiln(config, pino({ level: 'silent' }));
   await kiln.start();

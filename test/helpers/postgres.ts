@@ -17,6 +17,10 @@ export interface TestPostgres {
   url: string;
   /** Stops the server (`pg_ctl stop -m immediate`) and deletes its files; idempotent. */
   stop: () => Promise<void>;
+  /** Stops the server as an outage would (connections cut), keeping its files. */
+  pause: () => Promise<void>;
+  /** Starts the paused server again on the same port; resolves once it accepts connections. */
+  resume: () => Promise<void>;
 }
 
 const PG_ROOT = '/usr/lib/postgresql';
@@ -72,9 +76,10 @@ export async function startPostgres(): Promise<TestPostgres> {
     if (asRoot) await run('chown', ['-R', 'postgres:postgres', dir]);
     await pgRun('initdb', ['-D', data, '-A', 'trust', '-U', 'kiln', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
     let port = 0;
+    let options = '';
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
-      const options = [
+      options = [
         `-c listen_addresses=127.0.0.1`, `-p ${port}`, `-k ${dir}`,
         '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c max_connections=100',
       ].join(' ');
@@ -97,7 +102,14 @@ export async function startPostgres(): Promise<TestPostgres> {
     } finally {
       await admin.end();
     }
-    return { url: `postgres://kiln@127.0.0.1:${port}/kiln_test`, stop };
+    const pause = async (): Promise<void> => {
+      await pgRun('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop'], 30_000);
+    };
+    const resume = async (): Promise<void> => {
+      await pgRun('pg_ctl', ['-D', data, '-l', log, '-o', options, '-w', '-t', String(START_TIMEOUT_MS / 1000), 'start'], START_TIMEOUT_MS + 5_000);
+      await waitForConnections(`postgres://kiln@127.0.0.1:${port}/kiln_test`);
+    };
+    return { url: `postgres://kiln@127.0.0.1:${port}/kiln_test`, stop, pause, resume };
   } catch (err) {
     const serverLog = readLog();
     await stop();

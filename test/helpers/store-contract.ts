@@ -8,7 +8,7 @@ import type { RecordingRecord, RoomGrantRecord, Store } from '../../src/store/st
 /** A recording record with a uuid derived from its id. */
 export const recordingRecord = (id: string, createdAt: string, status: RecordingRecord['status'], roomSessionId = 'rs-1'): RecordingRecord => ({
   id, uuid: `00000000-0000-4000-8000-${id.padStart(12, '0').slice(-12)}`, roomSessionId, sessionId: `ws://x/${id}`, name: id, status,
-  createdAt, updatedAt: createdAt, stoppedAt: null, duration: 0, size: 0, hasAudio: true, hasVideo: true, reason: null,
+  createdAt, updatedAt: createdAt, stoppedAt: null, duration: 0, size: 0, hasAudio: true, hasVideo: true, reason: null, nodeId: 'node-a',
 });
 
 /** A room grant of `roomId`. */
@@ -56,4 +56,36 @@ export async function grantsContract(store: Store): Promise<void> {
   assert.equal(await store.deleteRoom('room-a'), false);
   assert.equal(await store.getRoomGrant('of-room-a'), undefined);
   assert.ok(await store.getRoomGrant('live'));
+}
+
+/**
+ * What a node holds (cluster mode): open room sessions, their tokens, completing in-progress ones
+ * and unfinished recordings, of one node or of all.
+ */
+export async function nodeScopeContract(store: Store): Promise<void> {
+  const at = '2026-02-01T00:00:00.000Z';
+  const session = (id: string, nodeId: string, status: 'in-progress' | null) => ({
+    id, roomId: null, name: id, settings: {}, openvidu: null, status, createdAt: at, updatedAt: at,
+    startTime: status ? at : null, endTime: null, endReason: null, nodeId,
+  });
+  await store.putRoomSession(session('rs-a1', 'node-a', 'in-progress'));
+  await store.putRoomSession(session('rs-a2', 'node-a', null));
+  await store.putRoomSession(session('rs-b1', 'node-b', 'in-progress'));
+  await store.putRoomToken({ token: 'tok-a', roomSessionId: 'rs-a2', role: 'PUBLISHER', data: '', createdAt: at, usedAt: null });
+  await store.putRoomToken({ token: 'tok-b', roomSessionId: 'rs-b1', role: 'PUBLISHER', data: '', createdAt: at, usedAt: null });
+  await store.putRoomMember({ id: 'm-b', roomSessionId: 'rs-b1', name: 'b', role: 'PUBLISHER', serverData: '', clientData: '', remoteAddress: '', joinedAt: at, leftAt: null, leaveReason: null });
+  assert.deepEqual((await store.listOpenRoomSessions('node-a')).map((r) => r.id).sort(), ['rs-a1', 'rs-a2']);
+  assert.deepEqual((await store.listOpenRoomSessions()).map((r) => r.id).sort(), ['rs-a1', 'rs-a2', 'rs-b1']);
+  assert.deepEqual((await store.listOpenRoomTokens('node-b')).map((t) => t.token), ['tok-b']);
+  assert.equal((await store.getRoomSession('rs-b1'))?.nodeId, 'node-b');
+  // node-b is lost: only its session is completed, with its member.
+  assert.equal(await store.completeInProgressRoomSessions('2026-02-01T00:01:00.000Z', 'node-lost', 'node-b'), 1);
+  const b = await store.getRoomSession('rs-b1');
+  assert.deepEqual([b?.status, b?.endTime, b?.endReason], ['completed', '2026-02-01T00:01:00.000Z', 'node-lost']);
+  assert.equal((await store.listRoomMembers('rs-b1'))[0].leaveReason, 'node-lost');
+  assert.equal((await store.getRoomSession('rs-a1'))?.status, 'in-progress');
+  await store.putRecording({ ...recordingRecord('rec-a', at, 'started'), nodeId: 'node-a' });
+  await store.putRecording({ ...recordingRecord('rec-b', at, 'stopped'), nodeId: 'node-b' });
+  assert.deepEqual((await store.listUnfinishedRecordings('node-b')).map((r) => r.id), ['rec-b']);
+  assert.equal((await store.getRecording('rec-a'))?.nodeId, 'node-a');
 }

@@ -23,7 +23,7 @@ import type {
   Store,
 } from '../../src/store/store.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { grantRecord, grantsContract, recordingRecord, recordingsContract } from '../helpers/store-contract.ts';
+import { grantRecord, grantsContract, nodeScopeContract, recordingRecord, recordingsContract } from '../helpers/store-contract.ts';
 
 let server: TestPostgres;
 let databases = 0;
@@ -82,7 +82,7 @@ const room = (id: string, name: string, createdAt: string): RoomRecord => ({
 const session = (id: string, name: string, createdAt: string, status: RoomSessionRecord['status'], roomId: string | null = null): RoomSessionRecord => ({
   id, roomId, name, settings: { z: 1, a: { quality: '720p' } }, openvidu: roomId ? null : { customSessionId: name, mediaMode: 'ROUTED' },
   status, createdAt, updatedAt: createdAt, startTime: status ? createdAt : null, endTime: status === 'completed' ? t(1000) : null,
-  endReason: status === 'completed' ? 'room_ended' : null,
+  endReason: status === 'completed' ? 'room_ended' : null, nodeId: 'node-a',
 });
 
 const member = (id: string, roomSessionId: string, joinedAt: string, leftAt: string | null): RoomMemberRecord => ({
@@ -106,6 +106,10 @@ test('recordings: numbers and booleans come back as written (fractional duration
 
 test('room grants: expired and long-used ones are pruned, live ones stay; deleting a room deletes its grants', withPgStore(async (store) => {
   await grantsContract(store);
+}));
+
+test('what a node holds: open room sessions, tokens, completing and unfinished recordings, of one node or all', withPgStore(async (store) => {
+  await nodeScopeContract(store);
 }));
 
 /** Every page of a listing: newest first with `before` cursors to the end, then back up with `after`. */
@@ -338,7 +342,7 @@ test('nodes opening an empty database at once all succeed and the schema is appl
     await client.connect();
     try {
       const { rows } = await client.query<{ version: number; n: string }>('SELECT version, count(*) AS n FROM schema_migrations GROUP BY version ORDER BY version');
-      assert.deepEqual(rows.map((r) => [r.version, Number(r.n)]), [[1, 1]]);
+      assert.deepEqual(rows.map((r) => [r.version, Number(r.n)]), [[1, 1], [2, 1]]);
     } finally {
       await client.end();
     }

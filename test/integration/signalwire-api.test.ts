@@ -334,7 +334,7 @@ describe('GET /room_sessions', () => {
       ids.add(id);
       // Pairs share a creation time: the id breaks the tie (and pages of 999 end inside a pair).
       const at = new Date(base + Math.floor(i / 2) * 1000).toISOString();
-      await store.putRoomSession({ id, roomId: null, name: `bulk${i}`, settings: {}, openvidu: null, status: 'completed', createdAt: at, updatedAt: at, startTime: at, endTime: at, endReason: 'session-ended' });
+      await store.putRoomSession({ id, roomId: null, name: `bulk${i}`, settings: {}, openvidu: null, status: 'completed', createdAt: at, updatedAt: at, startTime: at, endTime: at, endReason: 'session-ended', nodeId: '' });
     }
     const seen: string[] = [];
     let url: string | undefined = '/room_sessions?room_name_matches=bulk&page_size=999';
@@ -345,7 +345,7 @@ describe('GET /room_sessions', () => {
       pages.push(res.json.data.map((s: any) => s.id));
       seen.push(...res.json.data.map((s: any) => s.id));
       // New sessions arrive between pages.
-      for (let k = 0; k < 3; k++) await store.putRoomSession({ id: randomUUID(), roomId: null, name: `bulk-new${seen.length}-${k}`, settings: {}, openvidu: null, status: 'completed', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), startTime: null, endTime: null, endReason: null });
+      for (let k = 0; k < 3; k++) await store.putRoomSession({ id: randomUUID(), roomId: null, name: `bulk-new${seen.length}-${k}`, settings: {}, openvidu: null, status: 'completed', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), startTime: null, endTime: null, endReason: null, nodeId: '' });
       url = res.json.links.next;
       if (url) assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/api\/video\/room_sessions\?/);
     }

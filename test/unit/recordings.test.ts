@@ -38,7 +38,7 @@ after(async () => {
 function recordings(options: Partial<RecordingsOptions> = {}): Recordings {
   return new Recordings({
     store, engine, rooms, dir: join(dir, 'recordings'), ffmpegPath: 'ffmpeg', width: 320, height: 180, fps: 15,
-    stopWaitMs: 60_000, startWaitMs: 1500, logger: pino({ level: 'silent' }), ...options,
+    stopWaitMs: 60_000, startWaitMs: 1500, nodeId: 'test-node', logger: pino({ level: 'silent' }), ...options,
   });
 }
 

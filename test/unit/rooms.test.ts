@@ -28,7 +28,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'kiln-rooms-'));
   store = new SqliteStore(dir);
   catalog = new Catalog([{ name: 'default', apps: [{ name: 'rooms', playbackRequiresToken: false }] }]);
-  rooms = new Rooms({ catalog, store, grants: new GrantSigner(randomBytes(32)), publicUrl: 'https://media.example.com:8443', vhost: 'default', app: 'rooms', emptyTimeoutMs: 100, logger: pino({ level: 'silent' }) });
+  rooms = new Rooms({ catalog, store, grants: new GrantSigner(randomBytes(32)), publicUrl: 'https://media.example.com:8443', vhost: 'default', app: 'rooms', emptyTimeoutMs: 100, nodeId: 'test-node', logger: pino({ level: 'silent' }) });
 });
 afterEach(async () => {
   await rooms.close();
@@ -146,7 +146,7 @@ describe('history', () => {
     const token = await rooms.createToken(waiting, 'PUBLISHER', 'kept');
     // A crash: the store is left as it was, with no close.
     const lastAlive = new Date();
-    const restarted = new Rooms({ catalog, store, grants: new GrantSigner(randomBytes(32)), publicUrl: 'http://localhost:3333', vhost: 'default', app: 'rooms', logger: pino({ level: 'silent' }) });
+    const restarted = new Rooms({ catalog, store, grants: new GrantSigner(randomBytes(32)), publicUrl: 'http://localhost:3333', vhost: 'default', app: 'rooms', nodeId: 'test-node', logger: pino({ level: 'silent' }) });
     await restarted.restore(lastAlive);
     const record = await store.getRoomSession(live.id);
     assert.equal(record?.status, 'completed');

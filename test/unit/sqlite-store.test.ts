@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { grantsContract, recordingsContract } from '../helpers/store-contract.ts';
+import { grantsContract, nodeScopeContract, recordingsContract } from '../helpers/store-contract.ts';
 
 function withStore(fn: (store: SqliteStore, dir: string) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -28,4 +28,8 @@ test('recordings: by id or uuid, newest first, per room session, unfinished ones
 
 test('room grants: expired and long-used ones are pruned, live ones stay; deleting a room deletes its grants', withStore(async (store) => {
   await grantsContract(store);
+}));
+
+test('what a node holds: open room sessions, tokens, completing and unfinished recordings, of one node or all', withStore(async (store) => {
+  await nodeScopeContract(store);
 }));

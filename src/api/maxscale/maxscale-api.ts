@@ -12,7 +12,9 @@ import { isKilnError, KilnError } from '../../core/errors.ts';
 import { firstQueryValues, requestBaseUrl } from '../../http/listener.ts';
 import type { Credentials } from '../credentials.ts';
 import { applyFields, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
-import type { Session } from '../../core/session.ts';
+import type { Session, SessionView } from '../../core/session.ts';
+import type { Cluster } from '../../cluster/cluster.ts';
+import type { RemoteSession } from '../../cluster/snapshots.ts';
 import { serviceResource, ServiceDirectory, sessionResource, type RoomDirectory } from './resources.ts';
 
 /** What the MaxScale dialect reads: the live sessions, the credentials, and the open rooms. */
@@ -20,6 +22,8 @@ export interface MaxScaleApiOptions {
   catalog: Catalog;
   credentials: Credentials;
   rooms: RoomDirectory;
+  /** Cluster mode: the sessions of every node; a kill reaches the node that holds the session. */
+  cluster?: Cluster;
 }
 
 /** How long a reverse DNS answer (or its failure) is kept, and how long one may take. */
@@ -63,11 +67,11 @@ class ReverseDns {
 
 /** Registers `/sessions` and `/services` (under the scope's `/v1` prefix) with their auth and errors. */
 export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxScaleApiOptions): Promise<void> {
-  const { catalog, credentials } = options;
+  const { catalog, credentials, cluster } = options;
   const services = new ServiceDirectory(catalog, options.rooms);
   const rdns = new ReverseDns();
   /** The pending kill of each session given a `ttl` (a new ttl replaces it, as MaxScale's set_ttl). */
-  const pendingKills = new Map<Session, NodeJS.Timeout>();
+  const pendingKills = new Map<Session | string, NodeJS.Timeout>();
 
   scope.addHook('onRequest', async (request, reply) => {
     if (credentials.basic(request.headers.authorization)) return;
@@ -84,7 +88,7 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   });
 
   /** The sessions of `list` (taken now) as resources, names resolved (all at once) when `rdns` is on. */
-  const sessionResources = async (request: FastifyRequest, list: Iterable<Session>): Promise<JsonObject[]> => {
+  const sessionResources = async (request: FastifyRequest, list: Iterable<SessionView>): Promise<JsonObject[]> => {
     const sessions = [...list];
     const base = requestBaseUrl(request);
     const names = new Map<string, string>();
@@ -97,11 +101,15 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
     return sessions.map((session) => sessionResource(session, serviceIdOf(session), base, now, names.get(session.remoteAddress)));
   };
 
-  const findSession = (id: string) => {
-    const session = catalog.sessions.get(id);
+  /** A session of this node, or (cluster mode) of another. */
+  const findSession = async (id: string): Promise<Session | RemoteSession> => {
+    const session = catalog.sessions.get(id) ?? await cluster?.remoteSession(id);
     if (!session) throw new KilnError('SESSION_NOT_FOUND', `Session '${id}' not found`, { session: id });
     return session;
   };
+  /** Every session of the cluster (of this node when alone). */
+  const allSessions = async (): Promise<SessionView[]> =>
+    cluster ? [...catalog.sessions.values(), ...await cluster.remoteSessions()] : [...catalog.sessions.values()];
 
   const collection = (request: FastifyRequest, reply: FastifyReply, type: string, self: string, data: JsonObject[]) => {
     const doc = { links: { self }, data };
@@ -117,13 +125,13 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   // Collections answer with and without the trailing slash (their `self` links carry it).
   for (const url of ['/sessions', '/sessions/']) {
     scope.get(url, async (request, reply) =>
-      collection(request, reply, 'sessions', `${requestBaseUrl(request)}/v1/sessions/`, await sessionResources(request, catalog.sessions.values())));
+      collection(request, reply, 'sessions', `${requestBaseUrl(request)}/v1/sessions/`, await sessionResources(request, await allSessions())));
   }
 
   // Single resources too answer with a trailing slash (MaxScale strips it; its links carry it).
   for (const url of ['/sessions/:id', '/sessions/:id/']) {
     scope.get<{ Params: { id: string } }>(url, async (request, reply) => {
-      const [resource] = await sessionResources(request, [findSession(request.params.id)]);
+      const [resource] = await sessionResources(request, [await findSession(request.params.id)]);
       return single(request, reply, 'sessions', resource);
     });
   }
@@ -132,8 +140,25 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   scope.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => killSession(request, reply));
   scope.delete<{ Params: { id: string } }>('/sessions/:id/', async (request, reply) => killSession(request, reply));
   async function killSession(request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<FastifyReply> {
-    const session = findSession(request.params.id);
+    const session = await findSession(request.params.id);
     const ttl = Number.parseInt(queryOf(request).ttl ?? '', 10);
+    if (!('close' in session)) {
+      // Another node's: it kills it now, or this node asks it to when the ttl runs out.
+      const kill = () => cluster!.request(session.nodeId, 'kick-session', { id: session.id });
+      clearTimeout(pendingKills.get(session.id));
+      pendingKills.delete(session.id);
+      if (ttl > 0) {
+        const timer = setTimeout(() => {
+          pendingKills.delete(session.id);
+          kill().catch((err: Error) => request.log.warn({ err: err.message, session: session.id }, 'delayed kill of a session of another node failed'));
+        }, Math.min(ttl, 86_400) * 1000);
+        timer.unref();
+        pendingKills.set(session.id, timer);
+      } else {
+        await kill();
+      }
+      return reply.code(204).send();
+    }
     const pending = pendingKills.get(session);
     clearTimeout(pending);
     if (ttl > 0) {
@@ -155,13 +180,13 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   for (const url of ['/services', '/services/']) {
     scope.get(url, async (request, reply) => {
       const base = requestBaseUrl(request);
-      const data = services.list().map((s) => serviceResource(s, services.totalOf(s), base));
+      const data = services.list(cluster ? await cluster.remoteSessions() : []).map((s) => serviceResource(s, services.totalOf(s), base));
       return collection(request, reply, 'services', `${base}/v1/services/`, data);
     });
   }
 
-  const oneService = (request: FastifyRequest, reply: FastifyReply, id: string) => {
-    const service = services.find(id);
+  const oneService = async (request: FastifyRequest, reply: FastifyReply, id: string) => {
+    const service = services.find(id, cluster ? await cluster.remoteSessions() : []);
     if (!service) throw new KilnError('NOT_FOUND', `Service '${id}' not found`);
     return single(request, reply, 'services', serviceResource(service, services.totalOf(service), requestBaseUrl(request)));
   };

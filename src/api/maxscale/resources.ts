@@ -7,7 +7,7 @@
  */
 import type { Application, Catalog } from '../../core/catalog.ts';
 import type { RoomSession } from '../../core/room.ts';
-import type { Session, SessionState } from '../../core/session.ts';
+import type { SessionState, SessionView } from '../../core/session.ts';
 import { asctime, type JsonObject } from './query.ts';
 
 /** Where room sessions come from (the Rooms service). */
@@ -24,7 +24,7 @@ export interface Service {
   startedAt: Date;
   application?: Application;
   roomSession?: RoomSession;
-  sessions: Session[];
+  sessions: SessionView[];
 }
 
 /** MaxScale's session states for Kiln's. */
@@ -61,8 +61,11 @@ export class ServiceDirectory {
     return new Map([...this.#rooms.openSessions].map((rs) => [rs.id, rs]));
   }
 
-  /** Every service with its live sessions: the listed apps, the apps with sessions, the open rooms. */
-  list(): Service[] {
+  /**
+   * Every service with its live sessions: the listed apps, the apps with sessions, the open rooms.
+   * `remote`: other nodes' sessions (cluster mode), counted in their apps and rooms too.
+   */
+  list(remote: SessionView[] = []): Service[] {
     const services = new Map<string, Service>();
     for (const vhost of this.#catalog.vhosts.values()) {
       for (const app of vhost.apps.values()) {
@@ -76,7 +79,7 @@ export class ServiceDirectory {
       rooms.set(rs.id, service);
       services.set(service.id, service);
     }
-    for (const session of this.#catalog.sessions.values()) {
+    for (const session of [...this.#catalog.sessions.values(), ...remote]) {
       const room = session.roomSession ? rooms.get(session.roomSession) : undefined;
       if (room) {
         room.vhost = session.vhost;
@@ -102,8 +105,8 @@ export class ServiceDirectory {
   }
 
   /** A service by id (`vhost/app`, any app, or a room's name). */
-  find(id: string): Service | undefined {
-    const listed = this.list().find((s) => s.id === id);
+  find(id: string, remote: SessionView[] = []): Service | undefined {
+    const listed = this.list(remote).find((s) => s.id === id);
     if (listed) return listed;
     const slash = id.indexOf('/');
     const app = slash > 0 ? this.#catalog.vhosts.get(id.slice(0, slash))?.apps.get(id.slice(slash + 1)) : undefined;
@@ -111,7 +114,7 @@ export class ServiceDirectory {
   }
 
   /** Gives the id of the service a session belongs to, with the open rooms as they are now. */
-  resolver(): (session: Session) => string {
+  resolver(): (session: SessionView) => string {
     const rooms = this.#openRoomSessions();
     return (session) => rooms.get(session.roomSession ?? '')?.name ?? `${session.vhost}/${session.app}`;
   }
@@ -137,7 +140,7 @@ export function serviceSelf(base: string, id: string): string {
  * One session as a MaxScale `sessions` resource: MaxScale's attributes (those maxctrl reads among
  * them) and Kiln's own. `remote` is the resolved name when `remote` is given (rdns=true).
  */
-export function sessionResource(session: Session, serviceId: string, base: string, now: number, remote?: string): JsonObject {
+export function sessionResource(session: SessionView, serviceId: string, base: string, now: number, remote?: string): JsonObject {
   const c = session.counters;
   return {
     id: session.id,

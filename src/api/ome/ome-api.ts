@@ -10,11 +10,16 @@ import { errors, isKilnError, KilnError } from '../../core/errors.ts';
 import type { Credentials } from '../credentials.ts';
 import type { PullManager } from '../../ingest/pulls.ts';
 import { appInfo, streamInfo, vhostInfo } from './ome-shapes.ts';
+import type { Cluster } from '../../cluster/cluster.ts';
+import type { Stream } from '../../core/stream.ts';
+import type { RemoteStream } from '../../cluster/snapshots.ts';
 
 export interface OmeApiOptions {
   catalog: Catalog;
   credentials: Credentials;
   pulls: PullManager;
+  /** Cluster mode: streams and players of every node; deletes and kicks reach the node that holds them. */
+  cluster?: Cluster;
 }
 
 const REALM = 'Basic realm="OvenMediaEngine"';
@@ -53,7 +58,20 @@ const ok = (response?: unknown) =>
 type P = { vhost: string; app: string; stream: string; session: string };
 
 export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOptions): Promise<void> {
-  const { catalog, credentials, pulls } = options;
+  const { catalog, credentials, pulls, cluster } = options;
+
+  /**
+   * Where a stream lives: this node's own stream (not a relay), else another node's, else this
+   * node's relay of one (its origin just left). STREAM_NOT_FOUND when nowhere.
+   */
+  const findStream = async (vhost: string, app: string, name: string): Promise<{ local?: Stream; remote?: RemoteStream }> => {
+    const local = catalog.app(vhost, app).streams.get(name);
+    if (local && !local.relay) return { local };
+    const [remote] = cluster ? await cluster.remoteStreams(vhost, app, name) : [];
+    if (remote) return { remote, local };
+    if (local) return { local };
+    throw errors.streamNotFound(vhost, app, name);
+  };
 
   scope.addHook('onRequest', async (request: FastifyRequest) => {
     const header = request.headers.authorization;
@@ -79,11 +97,16 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
   scope.get<{ Params: P }>('/vhosts/:vhost/apps', async (request) => ok(catalog.vhost(request.params.vhost).listedApps()));
   scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app', async (request) =>
     ok(appInfo(catalog.app(request.params.vhost, request.params.app))));
-  scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams', async (request) =>
-    ok([...catalog.app(request.params.vhost, request.params.app).streams.keys()]));
+  scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams', async (request) => {
+    const { vhost, app } = request.params;
+    const names = [...catalog.app(vhost, app).streams.values()].filter((s) => !s.relay).map((s) => s.name);
+    if (cluster) for (const remote of await cluster.remoteStreams(vhost, app)) names.push(remote.name);
+    return ok([...new Set(names)]);
+  });
   scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream', async (request) => {
     const { vhost, app, stream } = request.params;
-    return ok(streamInfo(catalog.stream(vhost, app, stream)));
+    const found = await findStream(vhost, app, stream);
+    return ok(streamInfo(found.remote ?? found.local!));
   });
   // OME reads a request body as JSON whatever its Content-Type (curl -d sends a form type).
   scope.removeContentTypeParser(['text/plain']);
@@ -95,23 +118,39 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
     const { vhost, app } = request.params;
     catalog.app(vhost, app);
     const { name, urls, properties } = pullBody(request.body);
+    if (cluster && (await cluster.remoteStreams(vhost, app, name)).length > 0) throw errors.streamExists(vhost, app, name);
     const stream = await pulls.create({ vhost, app, name, urls, properties });
     return reply.code(201).send({ statusCode: 201, message: 'Created', response: streamInfo(stream) });
   });
   scope.delete<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream', async (request) => {
     const { vhost, app, stream } = request.params;
-    catalog.stream(vhost, app, stream).close('kicked');
+    const found = await findStream(vhost, app, stream);
+    // The origin ends it; its relays end with it.
+    if (found.remote) await cluster!.request(found.remote.nodeId, 'delete-stream', { vhost, app, name: stream });
+    else found.local!.close('kicked');
     return ok();
   });
   scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream/sessions', async (request) => {
     const { vhost, app, stream } = request.params;
-    return ok([...catalog.stream(vhost, app, stream).players.keys()]);
+    // Found anywhere (404 otherwise); its players are its viewers on this node (of the stream or its
+    // relay) and on every other; the OVT links that carry it between nodes are not viewers.
+    await findStream(vhost, app, stream);
+    const local = catalog.app(vhost, app).streams.get(stream);
+    const ids = local ? [...local.players.values()].filter((p) => p.protocol !== 'ovt').map((p) => p.id) : [];
+    if (cluster) for (const s of await cluster.remoteSessions({ vhost, app, name: stream })) if (s.kind === 'player' && s.protocol !== 'ovt') ids.push(s.id);
+    return ok(ids);
   });
   scope.delete<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream/sessions/:session', async (request) => {
     const { vhost, app, stream, session } = request.params;
-    const player = catalog.stream(vhost, app, stream).players.get(session);
-    if (!player) throw errors.sessionNotFound(session);
-    player.close('kicked');
+    await findStream(vhost, app, stream);
+    const player = catalog.app(vhost, app).streams.get(stream)?.players.get(session);
+    if (player) {
+      player.close('kicked');
+      return ok();
+    }
+    const remote = cluster ? await cluster.remoteSession(session) : undefined;
+    if (!remote || remote.kind !== 'player' || remote.vhost !== vhost || remote.app !== app || remote.stream !== stream) throw errors.sessionNotFound(session);
+    await cluster!.request(remote.nodeId, 'kick-session', { id: session });
     return ok();
   });
 }

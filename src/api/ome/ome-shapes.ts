@@ -81,7 +81,10 @@ function trackShape(t: TrackInfo, output: boolean): Record<string, unknown> {
 
 const SOURCE_TYPE: Record<Stream['sourceType'], string> = { WebRTC: 'WebRTC', RTSP: 'RtspPull', OVT: 'Ovt', Room: 'WebRTC' };
 
-export function streamInfo(stream: Stream): Record<string, unknown> {
+/** What OME's stream info shows of a stream: a live Stream of this node, or another node's snapshot. */
+export type StreamView = Pick<Stream, 'name' | 'createdAt' | 'sourceType' | 'tracks' | 'sourceUrl'>;
+
+export function streamInfo(stream: StreamView): Record<string, unknown> {
   const input: Record<string, unknown> = {
     createdTime: omeTime(stream.createdAt),
     sourceType: SOURCE_TYPE[stream.sourceType],

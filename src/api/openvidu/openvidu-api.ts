@@ -16,6 +16,8 @@ import { MAX_TOKEN_DATA, type Rooms } from '../../rooms/rooms.ts';
 import type { Recordings } from '../../recording/recordings.ts';
 import { recordingUrl } from '../../recording/file-route.ts';
 import type { RecordingRecord } from '../../store/store.ts';
+import type { Cluster } from '../../cluster/cluster.ts';
+import { forwardCall, isForwarded } from '../forward.ts';
 
 export interface OpenViduApiOptions {
   rooms: Rooms;
@@ -25,6 +27,11 @@ export interface OpenViduApiOptions {
   freeAccess: boolean;
   /** KILN_PUBLIC_URL: recording URLs are `<publicUrl>/recordings/<id>.mp4`. */
   publicUrl: string;
+  /**
+   * Cluster mode: calls about a room session or a recording another node holds are run there; the
+   * session list is the cluster's.
+   */
+  cluster?: Cluster;
 }
 
 /**
@@ -72,8 +79,17 @@ function enumProperty<T extends string>(body: Record<string, unknown>, key: stri
 }
 
 export async function registerOpenViduApi(scope: FastifyInstance, options: OpenViduApiOptions): Promise<void> {
-  const { rooms, recordings, credentials, freeAccess, publicUrl } = options;
+  const { rooms, recordings, credentials, freeAccess, publicUrl, cluster } = options;
   const show = (r: RecordingRecord) => recordingJson(r, freeAccess, publicUrl);
+  /** The node to hand this call to: the holder of room session `sessionId`, when not this node. */
+  const sessionHolder = async (request: FastifyRequest, sessionId: string): Promise<string | undefined> =>
+    cluster && !isForwarded(request) && !rooms.find(sessionId) ? rooms.holderOf(sessionId) : undefined;
+  /** The node to hand this call to: the one whose disk has recording `id`, when not this node. */
+  const recordingHolder = async (request: FastifyRequest, id: string): Promise<string | undefined> => {
+    if (!cluster || isForwarded(request)) return undefined;
+    const record = await recordings.get(id);
+    return record && record.id === id && record.nodeId !== cluster.nodeId ? record.nodeId : undefined;
+  };
 
   scope.addHook('onRequest', async (request: FastifyRequest) => {
     const header = request.headers.authorization;
@@ -95,7 +111,11 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
 
   // OpenVidu 1.8 lists the ids of its running sessions, those someone joined (not in the seed; its
   // SessionRestController has it).
-  scope.get('/sessions', async () => [...rooms.openSessions].filter((rs) => rs.status === 'in-progress').map((rs) => rooms.sessionIdOf(rs)));
+  scope.get('/sessions', async () => {
+    const ids = [...rooms.openSessions].filter((rs) => rs.status === 'in-progress').map((rs) => rooms.sessionIdOf(rs));
+    if (cluster) ids.push(...await rooms.otherNodesSessionIds(cluster));
+    return ids;
+  });
 
   scope.post('/sessions', async (request) => {
     const body = request.body;
@@ -110,12 +130,14 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
     return { id: rooms.sessionIdOf(rs) };
   });
 
-  scope.post('/tokens', async (request) => {
+  scope.post('/tokens', async (request, reply) => {
     const body = request.body;
     if (body === undefined) throw errors.badRequest('Required request body is missing: {"session", "role", "data"}');
     if (!isObject(body)) throw errors.badRequest('The body must be a JSON object');
     const { session, role, data } = body;
     if (typeof session !== 'string' || session === '') throw errors.badRequest('"session" must be a session id returned by POST /api/sessions');
+    const holder = await sessionHolder(request, session);
+    if (holder) return forwardCall(cluster!, holder, request, reply);
     const roomSession = rooms.find(session);
     if (!roomSession) throw errors.badRequest(`[${session}] is not a valid sessionId`);
     if (typeof role !== 'string' || !(PARTICIPANT_ROLES as readonly string[]).includes(role)) {
@@ -131,11 +153,13 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
   });
 
   // Recordings (OpenVidu 1.8, seed 004).
-  scope.post('/recordings/start', async (request) => {
+  scope.post('/recordings/start', async (request, reply) => {
     const body = request.body;
     if (body === undefined || !isObject(body) || typeof body.session !== 'string' || body.session === '') {
       throw errors.badRequest('The body must be a JSON object with "session": the id of the session to record');
     }
+    const holder = await sessionHolder(request, body.session);
+    if (holder) return forwardCall(cluster!, holder, request, reply, 30_000);
     const roomSession = rooms.find(body.session);
     if (!roomSession) throw new KilnError('NOT_FOUND', `Session ${body.session} does not exist`);
     return show(await recordings.start(roomSession, body.session));
@@ -143,10 +167,12 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
   scope.post('/recordings/stop', async () => {
     throw errors.badRequest('RECORDING_ID parameter not found: POST /api/recordings/stop/<RECORDING_ID>');
   });
-  scope.post<{ Params: { id: string } }>('/recordings/stop/:id', async (request) => {
+  scope.post<{ Params: { id: string } }>('/recordings/stop/:id', async (request, reply) => {
     if (request.params.id === '') throw errors.badRequest('RECORDING_ID parameter not found: POST /api/recordings/stop/<RECORDING_ID>');
     // The answer may wait for the composition, longer than the listener lets a silent socket live.
-    request.raw.socket?.setTimeout(recordings.stopWaitMs + 15_000);
+    request.raw.socket?.setTimeout?.(recordings.stopWaitMs + 15_000);
+    const holder = await recordingHolder(request, request.params.id);
+    if (holder) return forwardCall(cluster!, holder, request, reply, recordings.stopWaitMs + 10_000);
     return show(await recordings.stop(request.params.id));
   });
   scope.get('/recordings', async () => {
@@ -159,6 +185,8 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
     return show(record);
   });
   scope.delete<{ Params: { id: string } }>('/recordings/:id', async (request, reply) => {
+    const holder = await recordingHolder(request, request.params.id);
+    if (holder) return forwardCall(cluster!, holder, request, reply);
     await recordings.delete(request.params.id);
     return reply.code(204).send();
   });

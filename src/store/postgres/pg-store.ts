@@ -70,6 +70,26 @@ const MIGRATIONS: string[] = [
    CREATE INDEX recordings_order ON recordings (created_at, id);
    CREATE INDEX recordings_session ON recordings (room_session_id, created_at);
    CREATE INDEX recordings_status ON recordings (status)`,
+  // Cluster mode: who holds what, the nodes, and the live state each node mirrors (src/cluster).
+  `ALTER TABLE room_sessions ADD COLUMN node_id text COLLATE "C" NOT NULL DEFAULT '';
+   CREATE INDEX room_sessions_node ON room_sessions (node_id, status);
+   ALTER TABLE recordings ADD COLUMN node_id text COLLATE "C" NOT NULL DEFAULT '';
+   CREATE TABLE cluster_nodes (
+     id text COLLATE "C" PRIMARY KEY, instance text NOT NULL, state text NOT NULL, public_url text NOT NULL,
+     api_url text NOT NULL, ovt_url text NOT NULL, started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
+     left_at timestamptz, load text NOT NULL DEFAULT '{}');
+   CREATE TABLE live_streams (
+     node_id text COLLATE "C" NOT NULL, vhost text COLLATE "C" NOT NULL, app text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
+     relay boolean NOT NULL, source_session text NOT NULL, info text NOT NULL, created_at text COLLATE "C" NOT NULL,
+     PRIMARY KEY (node_id, vhost, app, name));
+   CREATE INDEX live_streams_name ON live_streams (vhost, app, name);
+   CREATE TABLE live_sessions (
+     id text COLLATE "C" PRIMARY KEY, node_id text COLLATE "C" NOT NULL, info text NOT NULL,
+     kind text NOT NULL, vhost text COLLATE "C" NOT NULL, app text COLLATE "C" NOT NULL, stream text COLLATE "C" NOT NULL,
+     connected_at text COLLATE "C" NOT NULL);
+   CREATE INDEX live_sessions_node ON live_sessions (node_id);
+   CREATE INDEX live_sessions_stream ON live_sessions (vhost, app, stream);
+   CREATE UNLOGGED TABLE bus_replies (id text COLLATE "C" PRIMARY KEY, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
 ];
 
 /** SQLSTATE of a unique violation. */
@@ -78,23 +98,25 @@ const UNIQUE_VIOLATION = '23505';
 interface RecordingRow {
   id: string; uuid: string; room_session_id: string; session_id: string; name: string; status: string; created_at: string;
   updated_at: string; stopped_at: string | null; duration: number; size: string; has_audio: boolean; has_video: boolean; reason: string | null;
+  node_id: string;
 }
 
 const recordingOf = (r: RecordingRow): RecordingRecord => ({
   id: r.id, uuid: r.uuid, roomSessionId: r.room_session_id, sessionId: r.session_id, name: r.name, status: r.status as RecordingStatus,
   createdAt: r.created_at, updatedAt: r.updated_at, stoppedAt: r.stopped_at, duration: r.duration, size: Number(r.size),
-  hasAudio: r.has_audio, hasVideo: r.has_video, reason: r.reason,
+  hasAudio: r.has_audio, hasVideo: r.has_video, reason: r.reason, nodeId: r.node_id,
 });
 
 interface RoomSessionRow {
   id: string; room_id: string | null; name: string; settings: string; openvidu: string | null; status: string | null;
   created_at: string; updated_at: string; start_time: string | null; end_time: string | null; end_reason: string | null;
+  node_id: string;
 }
 
 const roomSessionOf = (r: RoomSessionRow): RoomSessionRecord => ({
   id: r.id, roomId: r.room_id, name: r.name, settings: JSON.parse(r.settings), openvidu: r.openvidu ? JSON.parse(r.openvidu) : null,
   status: r.status as RoomSessionRecord['status'], createdAt: r.created_at, updatedAt: r.updated_at,
-  startTime: r.start_time, endTime: r.end_time, endReason: r.end_reason,
+  startTime: r.start_time, endTime: r.end_time, endReason: r.end_reason, nodeId: r.node_id,
 });
 
 interface RoomRow { id: string; name: string; settings: string; created_at: string; updated_at: string }
@@ -135,7 +157,7 @@ const nameTaken = (name: string): KilnError =>
   new KilnError('CONFLICT', `A room named ${name} already exists`, { parameter: 'name', rule: 'value_not_unique' });
 
 /** Runs `fn` in one transaction on one pooled connection; rolls back when it throws. */
-async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
@@ -180,7 +202,8 @@ export class PgStore implements Store {
    * missing migrations; safe when several nodes open the same database at once.
    */
   static async open(url: string): Promise<PgStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // Time limits, so that a lost database fails calls in seconds rather than hanging them.
+    const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 3000, query_timeout: 15_000 });
     // An idle connection that fails (server restart, network) is dropped by the pool; the next query
     // opens a new one. Without a listener the 'error' event would end the process.
     pool.on('error', () => {});
@@ -226,13 +249,13 @@ export class PgStore implements Store {
 
   async putRoomSession(r: RoomSessionRecord): Promise<void> {
     await this.#pool.query(
-      `INSERT INTO room_sessions (id, room_id, name, settings, openvidu, status, created_at, updated_at, start_time, end_time, end_reason)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+      `INSERT INTO room_sessions (id, room_id, name, settings, openvidu, status, created_at, updated_at, start_time, end_time, end_reason, node_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
        ON CONFLICT (id) DO UPDATE SET room_id = EXCLUDED.room_id, name = EXCLUDED.name, settings = EXCLUDED.settings,
          openvidu = EXCLUDED.openvidu, status = EXCLUDED.status, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-         start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time, end_reason = EXCLUDED.end_reason`,
+         start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time, end_reason = EXCLUDED.end_reason, node_id = EXCLUDED.node_id`,
       [r.id, r.roomId, r.name, JSON.stringify(r.settings), r.openvidu ? JSON.stringify(r.openvidu) : null, r.status,
-        r.createdAt, r.updatedAt, r.startTime, r.endTime, r.endReason],
+        r.createdAt, r.updatedAt, r.startTime, r.endTime, r.endReason, r.nodeId],
     );
   }
 
@@ -241,9 +264,10 @@ export class PgStore implements Store {
     return rows[0] && roomSessionOf(rows[0]);
   }
 
-  async listOpenRoomSessions(): Promise<RoomSessionRecord[]> {
+  async listOpenRoomSessions(nodeId?: string): Promise<RoomSessionRecord[]> {
     const { rows } = await this.#pool.query<RoomSessionRow>(
-      `SELECT * FROM room_sessions WHERE status IS NULL OR status = 'in-progress' ORDER BY created_at, id`,
+      `SELECT * FROM room_sessions WHERE (status IS NULL OR status = 'in-progress') AND ($1::text IS NULL OR node_id = $1) ORDER BY created_at, id`,
+      [nodeId ?? null],
     );
     return rows.map(roomSessionOf);
   }
@@ -276,10 +300,11 @@ export class PgStore implements Store {
     );
   }
 
-  async listOpenRoomTokens(): Promise<RoomTokenRecord[]> {
+  async listOpenRoomTokens(nodeId?: string): Promise<RoomTokenRecord[]> {
     const { rows } = await this.#pool.query<RoomTokenRow>(
       `SELECT t.* FROM room_tokens t JOIN room_sessions s ON s.id = t.room_session_id
-       WHERE s.status IS NULL OR s.status = 'in-progress' ORDER BY t.created_at, t.token`,
+       WHERE (s.status IS NULL OR s.status = 'in-progress') AND ($1::text IS NULL OR s.node_id = $1) ORDER BY t.created_at, t.token`,
+      [nodeId ?? null],
     );
     return rows.map((r) => ({ token: r.token, roomSessionId: r.room_session_id, role: r.role, data: r.data, createdAt: r.created_at, usedAt: r.used_at }));
   }
@@ -289,18 +314,18 @@ export class PgStore implements Store {
     return result.rowCount === 1;
   }
 
-  async completeInProgressRoomSessions(endTime: string, reason: string): Promise<number> {
+  async completeInProgressRoomSessions(endTime: string, reason: string, nodeId?: string): Promise<number> {
     return inTransaction(this.#pool, async (client) => {
       await client.query(
         `UPDATE room_members SET left_at = GREATEST(joined_at, $1::text COLLATE "C"), leave_reason = $2
-         WHERE left_at IS NULL AND room_session_id IN (SELECT id FROM room_sessions WHERE status = 'in-progress')`,
-        [endTime, reason],
+         WHERE left_at IS NULL AND room_session_id IN (SELECT id FROM room_sessions WHERE status = 'in-progress' AND ($3::text IS NULL OR node_id = $3))`,
+        [endTime, reason, nodeId ?? null],
       );
       const result = await client.query(
         `UPDATE room_sessions SET status = 'completed', end_time = GREATEST(COALESCE(start_time, $1::text), $1::text COLLATE "C"),
            end_reason = $2, updated_at = $3
-         WHERE status = 'in-progress'`,
-        [endTime, reason, new Date().toISOString()],
+         WHERE status = 'in-progress' AND ($4::text IS NULL OR node_id = $4)`,
+        [endTime, reason, new Date().toISOString(), nodeId ?? null],
       );
       return result.rowCount ?? 0;
     });
@@ -403,13 +428,13 @@ export class PgStore implements Store {
       await client.query('DELETE FROM recordings WHERE uuid = $1 AND id <> $2', [r.uuid, r.id]);
       await client.query(
         `INSERT INTO recordings (id, uuid, room_session_id, session_id, name, status, created_at, updated_at,
-           stopped_at, duration, size, has_audio, has_video, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           stopped_at, duration, size, has_audio, has_video, reason, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          ON CONFLICT (id) DO UPDATE SET uuid = EXCLUDED.uuid, room_session_id = EXCLUDED.room_session_id, session_id = EXCLUDED.session_id,
            name = EXCLUDED.name, status = EXCLUDED.status, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
            stopped_at = EXCLUDED.stopped_at, duration = EXCLUDED.duration, size = EXCLUDED.size, has_audio = EXCLUDED.has_audio,
-           has_video = EXCLUDED.has_video, reason = EXCLUDED.reason`,
+           has_video = EXCLUDED.has_video, reason = EXCLUDED.reason, node_id = EXCLUDED.node_id`,
         [r.id, r.uuid, r.roomSessionId, r.sessionId, r.name, r.status, r.createdAt, r.updatedAt, r.stoppedAt, r.duration, r.size,
-          r.hasAudio, r.hasVideo, r.reason],
+          r.hasAudio, r.hasVideo, r.reason, r.nodeId],
       );
     });
   }
@@ -426,9 +451,10 @@ export class PgStore implements Store {
     return rows.map(recordingOf);
   }
 
-  async listUnfinishedRecordings(): Promise<RecordingRecord[]> {
+  async listUnfinishedRecordings(nodeId?: string): Promise<RecordingRecord[]> {
     const { rows } = await this.#pool.query<RecordingRow>(
-      `SELECT * FROM recordings WHERE status IN ('starting', 'started', 'stopped') ORDER BY created_at, id`,
+      `SELECT * FROM recordings WHERE status IN ('starting', 'started', 'stopped') AND ($1::text IS NULL OR node_id = $1) ORDER BY created_at, id`,
+      [nodeId ?? null],
     );
     return rows.map(recordingOf);
   }

@@ -58,29 +58,32 @@ const MIGRATIONS: string[] = [
    CREATE INDEX recordings_order ON recordings (created_at, id);
    CREATE INDEX recordings_session ON recordings (room_session_id, created_at);
    CREATE INDEX recordings_status ON recordings (status)`,
+  `ALTER TABLE room_sessions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+   ALTER TABLE recordings ADD COLUMN node_id TEXT NOT NULL DEFAULT ''`,
 ];
 
 interface RecordingRow {
   id: string; uuid: string; room_session_id: string; session_id: string; name: string; status: string; created_at: string;
-  updated_at: string; stopped_at: string | null; duration: number; size: number; has_audio: number; has_video: number; reason: string | null;
+  updated_at: string; stopped_at: string | null; duration: number; size: number; has_audio: number; has_video: number; reason: string | null; node_id: string;
 }
 
 const recordingOf = (r: RecordingRow): RecordingRecord => ({
   id: r.id, uuid: r.uuid, roomSessionId: r.room_session_id, sessionId: r.session_id, name: r.name, status: r.status as RecordingStatus,
   createdAt: r.created_at, updatedAt: r.updated_at, stoppedAt: r.stopped_at, duration: r.duration, size: r.size,
-  hasAudio: r.has_audio === 1, hasVideo: r.has_video === 1, reason: r.reason,
+  hasAudio: r.has_audio === 1, hasVideo: r.has_video === 1, reason: r.reason, nodeId: r.node_id,
 });
 
 interface RoomSessionRow {
   id: string; room_id: string | null; name: string; settings: string; openvidu: string | null; status: string | null;
   created_at: string; updated_at: string; start_time: string | null; end_time: string | null; end_reason: string | null;
+  node_id: string;
 }
 
 function roomSessionOf(r: RoomSessionRow): RoomSessionRecord {
   return {
     id: r.id, roomId: r.room_id, name: r.name, settings: JSON.parse(r.settings), openvidu: r.openvidu ? JSON.parse(r.openvidu) : null,
     status: r.status as RoomSessionRecord['status'], createdAt: r.created_at, updatedAt: r.updated_at,
-    startTime: r.start_time, endTime: r.end_time, endReason: r.end_reason,
+    startTime: r.start_time, endTime: r.end_time, endReason: r.end_reason, nodeId: r.node_id,
   };
 }
 
@@ -160,10 +163,10 @@ export class SqliteStore implements Store {
 
   async putRoomSession(r: RoomSessionRecord): Promise<void> {
     this.#db
-      .prepare(`INSERT OR REPLACE INTO room_sessions (id, room_id, name, settings, openvidu, status, created_at, updated_at, start_time, end_time, end_reason)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .prepare(`INSERT OR REPLACE INTO room_sessions (id, room_id, name, settings, openvidu, status, created_at, updated_at, start_time, end_time, end_reason, node_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(r.id, r.roomId, r.name, JSON.stringify(r.settings), r.openvidu ? JSON.stringify(r.openvidu) : null, r.status,
-        r.createdAt, r.updatedAt, r.startTime, r.endTime, r.endReason);
+        r.createdAt, r.updatedAt, r.startTime, r.endTime, r.endReason, r.nodeId);
   }
 
   async getRoomSession(id: string): Promise<RoomSessionRecord | undefined> {
@@ -171,8 +174,9 @@ export class SqliteStore implements Store {
     return row && roomSessionOf(row);
   }
 
-  async listOpenRoomSessions(): Promise<RoomSessionRecord[]> {
-    const rows = this.#db.prepare(`SELECT * FROM room_sessions WHERE status IS NULL OR status = 'in-progress' ORDER BY created_at`).all() as unknown as RoomSessionRow[];
+  async listOpenRoomSessions(nodeId?: string): Promise<RoomSessionRecord[]> {
+    const rows = this.#db.prepare(`SELECT * FROM room_sessions WHERE (status IS NULL OR status = 'in-progress') AND (? IS NULL OR node_id = ?)
+      ORDER BY created_at`).all(nodeId ?? null, nodeId ?? null) as unknown as RoomSessionRow[];
     return rows.map(roomSessionOf);
   }
 
@@ -200,9 +204,9 @@ export class SqliteStore implements Store {
       .run(t.token, t.roomSessionId, t.role, t.data, t.createdAt, t.usedAt);
   }
 
-  async listOpenRoomTokens(): Promise<RoomTokenRecord[]> {
+  async listOpenRoomTokens(nodeId?: string): Promise<RoomTokenRecord[]> {
     const rows = this.#db.prepare(`SELECT t.* FROM room_tokens t JOIN room_sessions s ON s.id = t.room_session_id
-      WHERE s.status IS NULL OR s.status = 'in-progress' ORDER BY t.created_at`).all() as {
+      WHERE (s.status IS NULL OR s.status = 'in-progress') AND (? IS NULL OR s.node_id = ?) ORDER BY t.created_at`).all(nodeId ?? null, nodeId ?? null) as {
       token: string; room_session_id: string; role: string; data: string; created_at: string; used_at: string | null;
     }[];
     return rows.map((r) => ({ token: r.token, roomSessionId: r.room_session_id, role: r.role, data: r.data, createdAt: r.created_at, usedAt: r.used_at }));
@@ -213,14 +217,15 @@ export class SqliteStore implements Store {
     return Number(result.changes) === 1;
   }
 
-  async completeInProgressRoomSessions(endTime: string, reason: string): Promise<number> {
+  async completeInProgressRoomSessions(endTime: string, reason: string, nodeId?: string): Promise<number> {
     this.#db.exec('BEGIN');
     try {
-      const open = `SELECT id FROM room_sessions WHERE status = 'in-progress'`;
+      const node = nodeId ?? null;
+      const open = `SELECT id FROM room_sessions WHERE status = 'in-progress' AND (? IS NULL OR node_id = ?)`;
       this.#db.prepare(`UPDATE room_members SET left_at = max(joined_at, ?), leave_reason = ? WHERE left_at IS NULL AND room_session_id IN (${open})`)
-        .run(endTime, reason);
+        .run(endTime, reason, node, node);
       const result = this.#db.prepare(`UPDATE room_sessions SET status = 'completed', end_time = max(coalesce(start_time, ?), ?), end_reason = ?, updated_at = ?
-        WHERE status = 'in-progress'`).run(endTime, endTime, reason, new Date().toISOString());
+        WHERE status = 'in-progress' AND (? IS NULL OR node_id = ?)`).run(endTime, endTime, reason, new Date().toISOString(), node, node);
       this.#db.exec('COMMIT');
       return Number(result.changes);
     } catch (err) {
@@ -314,9 +319,9 @@ export class SqliteStore implements Store {
 
   async putRecording(r: RecordingRecord): Promise<void> {
     this.#db.prepare(`INSERT OR REPLACE INTO recordings (id, uuid, room_session_id, session_id, name, status, created_at, updated_at,
-      stopped_at, duration, size, has_audio, has_video, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      stopped_at, duration, size, has_audio, has_video, reason, node_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(r.id, r.uuid, r.roomSessionId, r.sessionId, r.name, r.status, r.createdAt, r.updatedAt, r.stoppedAt, r.duration, r.size,
-        r.hasAudio ? 1 : 0, r.hasVideo ? 1 : 0, r.reason);
+        r.hasAudio ? 1 : 0, r.hasVideo ? 1 : 0, r.reason, r.nodeId);
   }
 
   async getRecording(id: string): Promise<RecordingRecord | undefined> {
@@ -331,9 +336,9 @@ export class SqliteStore implements Store {
     return rows.map(recordingOf);
   }
 
-  async listUnfinishedRecordings(): Promise<RecordingRecord[]> {
+  async listUnfinishedRecordings(nodeId?: string): Promise<RecordingRecord[]> {
     const rows = this.#db.prepare(`SELECT * FROM recordings WHERE status IN ('starting', 'started', 'stopped')
-      ORDER BY created_at`).all() as unknown as RecordingRow[];
+      AND (? IS NULL OR node_id = ?) ORDER BY created_at`).all(nodeId ?? null, nodeId ?? null) as unknown as RecordingRow[];
     return rows.map(recordingOf);
   }
 

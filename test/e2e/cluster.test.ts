@@ -1,0 +1,175 @@
+/**
+ * A Kiln cluster (issue 8): three real Kiln processes on one real PostgreSQL (started here), with
+ * Chromium as the WHIP publisher and WHEP player. A publishes, B plays through an OVT relay from A,
+ * C lists and steers both; then A is killed with SIGKILL, and PostgreSQL is stopped for 5 s.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import type { Page } from 'playwright-core';
+import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
+import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { assertJsonApi } from '../helpers/jsonapi.ts';
+
+let db: TestPostgres;
+let chromium: LaunchedBrowser;
+const nodes: Record<'a' | 'b' | 'c', KilnProcess> = {} as never;
+
+async function startNode(id: string): Promise<KilnProcess> {
+  const sigPort = String(await freePort());
+  return startKiln({
+    KILN_DATABASE_URL: db.url,
+    KILN_NODE_ID: id,
+    KILN_SIGNALING_PORT: sigPort,
+    KILN_PUBLIC_URL: `http://127.0.0.1:${sigPort}`,
+  });
+}
+
+before(async () => {
+  [db, chromium] = await Promise.all([startPostgres(), launchChromium()]);
+});
+after(async () => {
+  await chromium?.close();
+  for (const node of Object.values(nodes)) await node.stop(15_000).catch(() => {});
+  await db?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An API call on a node; the body parsed as JSON when there is one. */
+async function call(node: KilnProcess, path: string, method = 'GET'): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${node.apiUrl}${path}`, { method, headers: { authorization: node.basic } });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+const omeStreams = async (node: KilnProcess) => (await call(node, '/v1/vhosts/default/apps/app/streams')).body.response as string[];
+const maxscaleSessions = async (node: KilnProcess) => {
+  const { body } = await call(node, '/v1/sessions');
+  assertJsonApi(body, 'GET /v1/sessions');
+  return body.data as any[];
+};
+
+async function publish(node: KilnProcess, stream: string): Promise<Page> {
+  const page = await chromium.browser.newPage();
+  await page.goto(`${node.signalingUrl}/publish.html?autostart=1&stream=${stream}&token=${node.password}`);
+  assert.equal(await waitFor(() => page.textContent('#status'), (s) => s === 'connection: connected' || /WHIP|Error/.test(s ?? ''), 15_000), 'connection: connected');
+  return page;
+}
+
+const pcState = (page: Page, name: string) =>
+  page.evaluate((n) => (window as unknown as Record<string, RTCPeerConnection | undefined>)[n]?.connectionState ?? 'none', name);
+
+describe('three nodes on one PostgreSQL', () => {
+  let publisher: Page;
+  let player: Page;
+  let playerId: string;
+
+  test('three nodes starting at once on an empty database all come up, migrated once', async () => {
+    const [a, b, c] = await Promise.all([startNode('node-a'), startNode('node-b'), startNode('node-c')]);
+    Object.assign(nodes, { a, b, c });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ id: string; state: string }>('SELECT id, state FROM cluster_nodes ORDER BY id');
+      assert.deepEqual(rows, [{ id: 'node-a', state: 'alive' }, { id: 'node-b', state: 'alive' }, { id: 'node-c', state: 'alive' }]);
+      const versions = (await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
+      assert.deepEqual(versions, versions.map((_, i) => i + 1), 'each migration applied once');
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('a stream published on A plays on B (frames decoded) and C lists it with both sessions', async () => {
+    publisher = await publish(nodes.a, 'cam');
+    // Any node sees the stream, with A's tracks.
+    const listed = await waitFor(() => omeStreams(nodes.c), (s) => s.includes('cam'), 5_000);
+    assert.deepEqual(listed, ['cam']);
+    const info = await call(nodes.c, '/v1/vhosts/default/apps/app/streams/cam');
+    assert.equal(info.status, 200);
+    assert.equal(info.body.response.input.sourceType, 'WebRTC');
+    player = await chromium.browser.newPage();
+    await player.goto(`${nodes.b.signalingUrl}/play.html?autostart=1&stream=cam&session=viewer-b`);
+    const stats = await waitFor(() => inboundStats(player, 'kilnPlayer'), (s) => s.framesDecoded > 10 && s.frameWidth > 0, 20_000);
+    assert.ok(stats.framesDecoded > 10 && stats.frameWidth > 0, `B's player decodes: ${JSON.stringify(stats)}`);
+    playerId = 'viewer-b';
+    // C lists the stream once (B's relay is not a stream of its own), and its publisher and player.
+    assert.deepEqual(await omeStreams(nodes.c), ['cam']);
+    assert.deepEqual((await call(nodes.c, '/v1/vhosts/default/apps/app/streams/cam/sessions')).body.response, [playerId]);
+    const sessions = await maxscaleSessions(nodes.c);
+    const kinds = sessions.filter((s) => s.attributes.stream === 'cam').map((s) => `${s.attributes.kind}/${s.attributes.protocol}`).sort();
+    assert.ok(kinds.includes('publisher/whip') && kinds.includes('player/whep'), `C lists both sessions: ${kinds.join(', ')}`);
+    assert.ok(sessions.some((s) => s.id === playerId), 'the player by its id');
+  });
+
+  test("B's player is kicked through C", async () => {
+    const kicked = await call(nodes.c, `/v1/vhosts/default/apps/app/streams/cam/sessions/${playerId}`, 'DELETE');
+    assert.equal(kicked.status, 200, JSON.stringify(kicked.body));
+    // The call returns once it happened: gone from every node's view.
+    assert.deepEqual((await call(nodes.c, '/v1/vhosts/default/apps/app/streams/cam/sessions')).body.response, []);
+    assert.ok(!(await maxscaleSessions(nodes.a)).some((s) => s.id === playerId));
+    assert.equal(await waitFor(() => pcState(player, 'kilnPlayer'), (s) => s === 'closed' || s === 'failed' || s === 'disconnected', 10_000) !== 'connected', true);
+    assert.equal((await call(nodes.c, `/v1/sessions/${playerId}`)).status, 404);
+    await player.close();
+  });
+
+  test('the stream deleted through C: A\'s publisher is closed', async () => {
+    const deleted = await call(nodes.c, '/v1/vhosts/default/apps/app/streams/cam', 'DELETE');
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+    assert.deepEqual(await omeStreams(nodes.b), []);
+    assert.deepEqual(await omeStreams(nodes.a), []);
+    const state = await waitFor(() => pcState(publisher, 'kilnPublisher'), (s) => s !== 'connected', 10_000);
+    assert.notEqual(state, 'connected');
+    assert.equal((await call(nodes.c, '/v1/vhosts/default/apps/app/streams/cam', 'DELETE')).status, 404);
+    await publisher.close();
+  });
+
+  test('kill -9 A: within 10 s B and C no longer list its stream, and B\'s player sees it end', async () => {
+    publisher = await publish(nodes.a, 'cam2');
+    await waitFor(() => omeStreams(nodes.c), (s) => s.includes('cam2'), 5_000);
+    player = await chromium.browser.newPage();
+    await player.goto(`${nodes.b.signalingUrl}/play.html?autostart=1&stream=cam2&session=viewer-b2`);
+    await waitFor(() => inboundStats(player, 'kilnPlayer'), (s) => s.framesDecoded > 5, 20_000);
+    const killedAt = Date.now();
+    nodes.a.child.kill('SIGKILL');
+    const gone = await waitFor(async () => [await omeStreams(nodes.b), await omeStreams(nodes.c)], ([b, c]) => !b.includes('cam2') && !c.includes('cam2'), 12_000, 200);
+    const took = Date.now() - killedAt;
+    assert.deepEqual(gone, [[], []]);
+    assert.ok(took <= 10_000, `declared dead and closed in ${took} ms`);
+    console.log(`# kill -9: B and C stopped listing the stream ${took} ms after`);
+    const ended = await waitFor(() => pcState(player, 'kilnPlayer'), (s) => s !== 'connected', 10_000);
+    assert.notEqual(ended, 'connected');
+    assert.ok(!(await maxscaleSessions(nodes.c)).some((s) => s.attributes.stream === 'cam2'), 'no session of the stream is left');
+    await player.close();
+    await publisher.close();
+  });
+
+  test('PostgreSQL stopped for 5 s: media flows on, control calls get 503, then recover', async () => {
+    publisher = await publish(nodes.b, 'cam3');
+    player = await chromium.browser.newPage();
+    await player.goto(`${nodes.b.signalingUrl}/play.html?autostart=1&stream=cam3&session=viewer-b3`);
+    await waitFor(() => inboundStats(player, 'kilnPlayer'), (s) => s.framesDecoded > 5, 20_000);
+    await db.pause();
+    const pausedAt = Date.now();
+    const refused = await waitFor(() => call(nodes.c, '/v1/sessions'), (r) => r.status === 503, 5_000, 200);
+    assert.equal(refused.status, 503);
+    assert.ok(Array.isArray(refused.body.errors), 'MaxScale\'s error shape');
+    const ome = await call(nodes.b, '/v1/vhosts/default/apps/app/streams');
+    assert.equal(ome.status, 503);
+    assert.equal(ome.body.statusCode, 503, 'OME\'s error shape');
+    const before = (await inboundStats(player, 'kilnPlayer')).framesDecoded;
+    await sleep(Math.max(0, 5_000 - (Date.now() - pausedAt)));
+    const during = (await inboundStats(player, 'kilnPlayer')).framesDecoded;
+    assert.ok(during > before + 20, `media flowed while the database was down: ${before} → ${during}`);
+    await db.resume();
+    const back = await waitFor(() => call(nodes.c, '/v1/vhosts/default/apps/app/streams'), (r) => r.status === 200 && r.body.response.includes('cam3'), 15_000, 250);
+    assert.deepEqual(back.body.response, ['cam3']);
+    const players = await waitFor(() => call(nodes.b, '/v1/vhosts/default/apps/app/streams/cam3/sessions'), (r) => r.status === 200, 10_000, 250);
+    assert.deepEqual(players.body.response, ['viewer-b3']);
+    const stats = await inboundStats(player, 'kilnPlayer');
+    assert.ok(stats.framesDecoded > during, 'and it still flows');
+    await player.close();
+    await publisher.close();
+  });
+});
