@@ -202,6 +202,7 @@ export class Kiln {
       metrics: this.metrics,
       metricsRequireAuth: config.metricsRequireAuth,
       cluster: this.cluster,
+      nodeId: config.nodeId,
       logger: this.logger,
     });
     this.ovt = new OvtServer({
@@ -225,11 +226,14 @@ export class Kiln {
         advertisedUrl('ovt', config.ovt.host, this.ovt.port, config.publicUrl),
       );
       // A viewer of a stream another node has: pulled here over OVT, once, while it has viewers.
-      this.engine.setRemoteSource(async (vhost, app, name) => {
-        const [origin] = await cluster.remoteStreams(vhost, app, name);
-        const node = origin && await cluster.node(origin.nodeId);
-        if (!node || node.state !== 'alive') return;
-        await pulls.relay({ vhost, app, name, url: `${node.ovtUrl}/${encodeURIComponent(app)}/${encodeURIComponent(name)}` });
+      this.engine.setRemoteStreams({
+        has: async (vhost, app, name) => (await cluster.remoteStreams(vhost, app, name)).length > 0,
+        bring: async (vhost, app, name) => {
+          const [origin] = await cluster.remoteStreams(vhost, app, name);
+          const node = origin && await cluster.node(origin.nodeId);
+          if (!node || node.state !== 'alive') return;
+          await pulls.relay({ vhost, app, name, url: `${node.ovtUrl}/${encodeURIComponent(app)}/${encodeURIComponent(name)}` });
+        },
       });
     }
     await this.pulls.restore();

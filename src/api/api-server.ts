@@ -55,6 +55,8 @@ export interface ApiServerOptions {
   metricsRequireAuth: boolean;
   /** Cluster mode: the cluster-wide view, and calls refused with 503 while its database is unreachable. */
   cluster?: Cluster;
+  /** This node (KILN_NODE_ID). */
+  nodeId: string;
   logger: Logger;
 }
 
@@ -84,7 +86,7 @@ export class ApiServer {
 
   #setup(): void {
     const app = this.app;
-    const { catalog, credentials, metrics, pulls, rooms, recordings, recordingLinks, recordingFreeAccess, publicUrl, store, pageTokens, pricePerMemberMinute, cluster } = this.#options;
+    const { catalog, credentials, metrics, pulls, rooms, recordings, recordingLinks, recordingFreeAccess, publicUrl, store, pageTokens, pricePerMemberMinute, cluster, nodeId } = this.#options;
     if (cluster) {
       // A node that lost the shared database keeps its media going but takes no control call: each
       // dialect answers 503 in its own shape (the error reaches the route's scope handler).
@@ -102,7 +104,7 @@ export class ApiServer {
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls, cluster }), { prefix: '/v1' });
-    app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms, cluster }), { prefix: '/v1' });
+    app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms, cluster, nodeId }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl, cluster }), { prefix: '/api' });
     app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute }), { prefix: '/api/video' });
     app.setNotFoundHandler(async (request, reply) =>

@@ -45,8 +45,13 @@ export interface MediaEngineOptions {
   errorCounter?: { forwardingErrors: number };
 }
 
-/** Brings stream `vhost/app/name` to this node when another has it; resolves either way. */
-export type RemoteSource = (vhost: string, app: string, name: string) => Promise<void>;
+/** Streams of other nodes (cluster mode). */
+export interface RemoteStreams {
+  /** Whether another node has stream `vhost/app/name` (its name is taken cluster-wide). */
+  has(vhost: string, app: string, name: string): Promise<boolean>;
+  /** Brings the stream to this node when another has it; resolves either way. */
+  bring(vhost: string, app: string, name: string): Promise<void>;
+}
 
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 
@@ -73,7 +78,7 @@ export class MediaEngine {
   readonly #forwarders = new WeakMap<Stream, Forwarder>();
   /** Peer connections by session id, for trickled candidates. */
   readonly #peers = new Map<string, WebRtcPublisher | WebRtcPlayer>();
-  #remoteSource: RemoteSource | undefined;
+  #remote: RemoteStreams | undefined;
 
   constructor(options: MediaEngineOptions) {
     this.catalog = options.catalog;
@@ -92,19 +97,32 @@ export class MediaEngine {
   }
 
   /**
-   * Where a stream this node does not have may come from (cluster mode: another node, relayed here
-   * over OVT). Called before a viewer is refused with STREAM_NOT_FOUND.
+   * The streams of other nodes (cluster mode): a viewer of one is served through a relay here (OVT),
+   * and a publisher may not take its name.
    */
-  setRemoteSource(source: RemoteSource): void {
-    this.#remoteSource = source;
+  setRemoteStreams(remote: RemoteStreams): void {
+    this.#remote = remote;
   }
 
-  /** Lets the remote source bring a stream this node lacks, before a viewer asks for it. */
-  async #ensureStream(app: string, streamName: string): Promise<void> {
-    if (!this.#remoteSource || !NAME.test(app) || !NAME.test(streamName)) return;
+  /** The app of a stream another node may have (not a rooms app: rooms live on one node). */
+  #sharedApp(app: string, streamName: string): Application | undefined {
+    if (!this.#remote || !NAME.test(app) || !NAME.test(streamName)) return undefined;
     const application = this.catalog.appByName(app);
-    if (!application || application.settings.rooms || application.streams.has(streamName)) return;
-    await this.#remoteSource(application.vhost, application.name, streamName);
+    return application && !application.settings.rooms && !application.streams.has(streamName) ? application : undefined;
+  }
+
+  /** Lets another node's stream come here before a viewer asks for it. */
+  async #ensureStream(app: string, streamName: string): Promise<void> {
+    const application = this.#sharedApp(app, streamName);
+    if (application) await this.#remote!.bring(application.vhost, application.name, streamName);
+  }
+
+  /** STREAM_EXISTS when another node publishes this name. */
+  async #checkNameFree(app: string, streamName: string): Promise<void> {
+    const application = this.#sharedApp(app, streamName);
+    if (application && await this.#remote!.has(application.vhost, application.name, streamName)) {
+      throw errors.streamExists(application.vhost, application.name, streamName);
+    }
   }
 
   /** Stops the engine's own timer (sessions are closed through the catalogue). */
@@ -157,6 +175,7 @@ export class MediaEngine {
    * `sourceType` says what kind of input the stream reports. Default `WebRTC`.
    */
   async publish(app: string, stream: string, offer: string, client: ClientInfo, sourceType: SourceType = 'WebRTC'): Promise<{ session: Session; answer: string; stream: Stream }> {
+    await this.#checkNameFree(app, stream);
     const publisher = this.#newPublisher(app, stream, client);
     try {
       const answer = await publisher.answer(offer);
@@ -178,6 +197,7 @@ export class MediaEngine {
     accept: (answer: string) => Promise<Stream>;
     addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
+    await this.#checkNameFree(app, stream);
     const publisher = this.#newPublisher(app, stream, client);
     try {
       const offer = await publisher.offer();

@@ -11,9 +11,12 @@ import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.t
 import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { assertJsonApi } from '../helpers/jsonapi.ts';
+import { startSite, type Site } from '../helpers/site.ts';
+import { joinWithOpenVidu } from '../helpers/openvidu-page.ts';
 
 let db: TestPostgres;
 let chromium: LaunchedBrowser;
+let site: Site;
 const nodes: Record<'a' | 'b' | 'c', KilnProcess> = {} as never;
 
 async function startNode(id: string): Promise<KilnProcess> {
@@ -27,10 +30,11 @@ async function startNode(id: string): Promise<KilnProcess> {
 }
 
 before(async () => {
-  [db, chromium] = await Promise.all([startPostgres(), launchChromium()]);
+  [db, chromium, site] = await Promise.all([startPostgres(), launchChromium(), startSite()]);
 });
 after(async () => {
   await chromium?.close();
+  await site?.close();
   for (const node of Object.values(nodes)) await node.stop(15_000).catch(() => {});
   await db?.stop();
 });
@@ -38,8 +42,12 @@ after(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An API call on a node; the body parsed as JSON when there is one. */
-async function call(node: KilnProcess, path: string, method = 'GET'): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${node.apiUrl}${path}`, { method, headers: { authorization: node.basic } });
+async function call(node: KilnProcess, path: string, method = 'GET', body?: unknown, auth = node.basic): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${node.apiUrl}${path}`, {
+    method,
+    headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
 }
@@ -100,7 +108,13 @@ describe('three nodes on one PostgreSQL', () => {
     const sessions = await maxscaleSessions(nodes.c);
     const kinds = sessions.filter((s) => s.attributes.stream === 'cam').map((s) => `${s.attributes.kind}/${s.attributes.protocol}`).sort();
     assert.ok(kinds.includes('publisher/whip') && kinds.includes('player/whep'), `C lists both sessions: ${kinds.join(', ')}`);
-    assert.ok(sessions.some((s) => s.id === playerId), 'the player by its id');
+    assert.equal(sessions.find((s) => s.id === playerId)?.attributes.node, 'node-b', 'the player, on node B');
+    assert.equal(sessions.find((s) => s.attributes.kind === 'publisher' && s.attributes.stream === 'cam')?.attributes.node, 'node-a');
+    // Publishing the name on another node is refused while A has it.
+    const taken = await fetch(`${nodes.c.signalingUrl}/app/cam?direction=whip`, {
+      method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${nodes.c.password}` }, body: 'v=0\r\n',
+    });
+    assert.equal(taken.status, 409);
   });
 
   test("B's player is kicked through C", async () => {
@@ -143,6 +157,28 @@ describe('three nodes on one PostgreSQL', () => {
     assert.ok(!(await maxscaleSessions(nodes.c)).some((s) => s.attributes.stream === 'cam2'), 'no session of the stream is left');
     await player.close();
     await publisher.close();
+  });
+
+  test('a room session lives on the node that made it: its token made through C, joined at B, listed everywhere', async () => {
+    const openvidu = `Basic ${Buffer.from(`OPENVIDUAPP:${nodes.b.password}`).toString('base64')}`;
+    const created = await call(nodes.b, '/api/sessions', 'POST', {}, openvidu);
+    assert.equal(created.status, 200);
+    const sessionId = created.body.id as string;
+    assert.ok(sessionId.startsWith(nodes.b.wsUrl), `the id points at B: ${sessionId}`);
+    const token = await call(nodes.c, '/api/tokens', 'POST', { session: sessionId, role: 'PUBLISHER', data: 'ana' }, openvidu);
+    assert.equal(token.status, 200, JSON.stringify(token.body));
+    assert.equal(token.body.session, sessionId);
+    const ana = await joinWithOpenVidu(chromium.browser, site.url, sessionId, token.body.token, 'ana-meta');
+    await ana.publish();
+    assert.deepEqual((await call(nodes.c, '/api/sessions', 'GET', undefined, openvidu)).body, [sessionId]);
+    const roomSessions = await call(nodes.c, '/api/video/room_sessions?status=in-progress');
+    assert.equal(roomSessions.status, 200);
+    assert.deepEqual(roomSessions.body.data.map((r: any) => r.name), [sessionId.split('/').pop()]);
+    const participant = (await maxscaleSessions(nodes.c)).find((s) => s.attributes.kind === 'participant');
+    assert.equal(participant?.attributes.node, 'node-b');
+    // Unknown sessions are still 400 in OpenVidu's shape on any node.
+    assert.equal((await call(nodes.c, '/api/tokens', 'POST', { session: 'ws://nowhere/none', role: 'PUBLISHER' }, openvidu)).status, 400);
+    await ana.page.close();
   });
 
   test('PostgreSQL stopped for 5 s: media flows on, control calls get 503, then recover', async () => {

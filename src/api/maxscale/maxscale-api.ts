@@ -14,7 +14,7 @@ import type { Credentials } from '../credentials.ts';
 import { applyFields, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
 import type { Session, SessionView } from '../../core/session.ts';
 import type { Cluster } from '../../cluster/cluster.ts';
-import type { RemoteSession } from '../../cluster/snapshots.ts';
+import { RemoteSession } from '../../cluster/snapshots.ts';
 import { serviceResource, ServiceDirectory, sessionResource, type RoomDirectory } from './resources.ts';
 
 /** What the MaxScale dialect reads: the live sessions, the credentials, and the open rooms. */
@@ -24,6 +24,8 @@ export interface MaxScaleApiOptions {
   rooms: RoomDirectory;
   /** Cluster mode: the sessions of every node; a kill reaches the node that holds the session. */
   cluster?: Cluster;
+  /** This node (KILN_NODE_ID): the `node` attribute of its sessions. */
+  nodeId: string;
 }
 
 /** How long a reverse DNS answer (or its failure) is kept, and how long one may take. */
@@ -98,7 +100,8 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
     }
     const serviceIdOf = services.resolver();
     const now = Date.now();
-    return sessions.map((session) => sessionResource(session, serviceIdOf(session), base, now, names.get(session.remoteAddress)));
+    return sessions.map((session) =>
+      sessionResource(session, serviceIdOf(session), base, now, session instanceof RemoteSession ? session.nodeId : options.nodeId, names.get(session.remoteAddress)));
   };
 
   /** A session of this node, or (cluster mode) of another. */

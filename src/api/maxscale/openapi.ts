@@ -72,6 +72,7 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
               app: { type: 'string' },
               stream: { type: 'string' },
               room_session: { type: 'string', nullable: true },
+              node: { type: 'string', description: 'The node that holds the session (KILN_NODE_ID)' },
               user_agent: { type: 'string' },
               bytes_in: { type: 'integer' },
               bytes_out: { type: 'integer' },

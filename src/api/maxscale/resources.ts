@@ -140,7 +140,7 @@ export function serviceSelf(base: string, id: string): string {
  * One session as a MaxScale `sessions` resource: MaxScale's attributes (those maxctrl reads among
  * them) and Kiln's own. `remote` is the resolved name when `remote` is given (rdns=true).
  */
-export function sessionResource(session: SessionView, serviceId: string, base: string, now: number, remote?: string): JsonObject {
+export function sessionResource(session: SessionView, serviceId: string, base: string, now: number, node: string, remote?: string): JsonObject {
   const c = session.counters;
   return {
     id: session.id,
@@ -167,6 +167,7 @@ export function sessionResource(session: SessionView, serviceId: string, base: s
       app: session.app,
       stream: session.stream,
       room_session: session.roomSession ?? null,
+      node,
       user_agent: session.userAgent,
       bytes_in: c.bytesIn,
       bytes_out: c.bytesOut,
