@@ -104,7 +104,9 @@ export class ApiServer {
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls, cluster }), { prefix: '/v1' });
-    app.register(async (scope) => registerMaxScaleApi(scope, { catalog, credentials, rooms, cluster, nodeId }), { prefix: '/v1' });
+    app.register(async (scope) => registerMaxScaleApi(scope, {
+      catalog, credentials, rooms, cluster, nodeId, remoteRooms: cluster && (() => rooms.otherNodesRoomSessions()),
+    }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl, cluster }), { prefix: '/api' });
     app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute }), { prefix: '/api/video' });
     app.setNotFoundHandler(async (request, reply) =>

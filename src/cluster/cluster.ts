@@ -269,6 +269,7 @@ export class Cluster {
       await this.#pool.query('DELETE FROM live_sessions WHERE node_id = $1', [dead.id]);
       await this.#pool.query('DELETE FROM live_streams WHERE node_id = $1', [dead.id]);
       await this.#options.store.completeInProgressRoomSessions(dead.heartbeat_at.toISOString(), 'node-lost', dead.id);
+      await this.#options.store.stopRecordingsOfNode(dead.id, dead.heartbeat_at.toISOString(), 'node-lost: composed when the node is back');
     }
     if (rows.length > 0) {
       const ids = rows.map((r) => r.id);

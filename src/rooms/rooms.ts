@@ -89,6 +89,9 @@ function wsBaseOf(publicUrl: string): string {
   return (url.origin + url.pathname).replace(/^http/, 'ws').replace(/\/+$/, '');
 }
 
+/** How long a failed history write is retried, ms. */
+const WRITE_RETRY_MS = 120_000;
+
 export function sessionName(sessionId: string): string {
   const path = sessionId.trim().split('?')[0];
   return path.slice(path.lastIndexOf('/') + 1);
@@ -129,6 +132,14 @@ export class Rooms {
     const name = sessionName(sessionId);
     for (const r of await this.#store.listOpenRoomSessions()) if (r.name === name && r.nodeId !== this.#options.nodeId) return r.nodeId;
     return undefined;
+  }
+
+  /** Cluster mode: the room sessions in progress on other nodes (as the store has them). */
+  async otherNodesRoomSessions(): Promise<{ id: string; name: string; roomId: string | null; status: 'in-progress'; startTime: Date | undefined; createdAt: Date }[]> {
+    if (!this.#options.shared) return [];
+    return (await this.#store.listOpenRoomSessions())
+      .filter((r) => r.nodeId !== this.#options.nodeId && r.status === 'in-progress')
+      .map((r) => ({ id: r.id, name: r.name, roomId: r.roomId, status: 'in-progress', startTime: r.startTime ? new Date(r.startTime) : undefined, createdAt: new Date(r.createdAt) }));
   }
 
   /** Cluster mode: the OpenVidu ids of the room sessions in progress on the other live nodes (their public URLs). */
@@ -403,7 +414,7 @@ export class Rooms {
   }
 
   #onLeft(roomSession: RoomSession, participant: Participant, _reason: LeaveReason): void {
-    void this.#write(() => this.#store.putRoomMember(this.#memberRecord(roomSession, participant)));
+    void this.#write(() => this.#store.putRoomMember(this.#memberRecord(roomSession, participant)), true);
     if (roomSession.participants.size === 0 && !roomSession.ended && !this.#closed) {
       this.#cancelEmptyTimer(roomSession);
       const timer = setTimeout(() => {
@@ -465,7 +476,7 @@ export class Rooms {
       this.#cancelEmptyTimer(rs);
       if (this.#open.get(rs.name) === rs) this.#open.delete(rs.name);
       for (const [value, token] of this.#tokens) if (token.roomSession === rs) this.#tokens.delete(value);
-      void this.#write(() => this.#store.putRoomSession(this.#record(rs)));
+      void this.#write(() => this.#store.putRoomSession(this.#record(rs)), true);
     });
   }
 
@@ -473,9 +484,31 @@ export class Rooms {
     if (this.#closed) throw errors.unavailable('The server is stopping');
   }
 
-  /** Queues a store write after the earlier ones; a failure is logged, never thrown at the caller's peers. */
-  #write(fn: () => Promise<unknown>): Promise<void> {
-    const next = this.#writes.then(fn).then(() => {}, (err) => this.#options.logger.error({ err }, 'room history could not be written'));
+  /**
+   * Queues a store write after the earlier ones; a failure is logged, never thrown at the caller's
+   * peers. With `retry` (the history of what happened without a caller waiting: a member leaving, a
+   * session ending), a failed write (a shared database out of reach) is tried again, in order,
+   * every few seconds for two minutes (not once the node is stopping), so that a short outage loses
+   * no history.
+   */
+  #write(fn: () => Promise<unknown>, retry = false): Promise<void> {
+    const attempt = async (): Promise<void> => {
+      const started = Date.now();
+      for (let tries = 1; ; tries++) {
+        try {
+          await fn();
+          return;
+        } catch (err) {
+          if (!retry || this.#closed || Date.now() - started > WRITE_RETRY_MS) {
+            this.#options.logger.error({ err }, 'room history could not be written');
+            return;
+          }
+          if (tries === 1) this.#options.logger.warn({ err: (err as Error).message }, 'room history not written yet: retrying');
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 500 * 2 ** tries)));
+        }
+      }
+    };
+    const next = this.#writes.then(attempt);
     this.#writes = next;
     return next;
   }

@@ -197,6 +197,11 @@ export interface Store {
   listUnfinishedRecordings(nodeId?: string): Promise<RecordingRecord[]>;
   /** False when there was no such recording. */
   deleteRecording(id: string): Promise<boolean>;
+  /**
+   * A lost node's recordings still starting or started become `stopped` at `at` with `reason`: the
+   * node composes them when it comes back (its disk has their tracks). Returns how many.
+   */
+  stopRecordingsOfNode(nodeId: string, at: string, reason: string): Promise<number>;
   /** Releases the database; idempotent. */
   close(): Promise<void>;
 }

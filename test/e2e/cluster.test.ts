@@ -176,6 +176,9 @@ describe('three nodes on one PostgreSQL', () => {
     assert.deepEqual(roomSessions.body.data.map((r: any) => r.name), [sessionId.split('/').pop()]);
     const participant = (await maxscaleSessions(nodes.c)).find((s) => s.attributes.kind === 'participant');
     assert.equal(participant?.attributes.node, 'node-b');
+    assert.equal(participant?.relationships.services.data[0].id, sessionId.split('/').pop(), 'its service is its room, on any node');
+    const services = (await call(nodes.c, '/v1/services')).body.data as any[];
+    assert.ok(services.some((x) => x.id === sessionId.split('/').pop() && x.attributes.kind === 'room'), 'C lists the room as a service');
     // Unknown sessions are still 400 in OpenVidu's shape on any node.
     assert.equal((await call(nodes.c, '/api/tokens', 'POST', { session: 'ws://nowhere/none', role: 'PUBLISHER' }, openvidu)).status, 400);
     await ana.page.close();

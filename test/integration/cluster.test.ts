@@ -14,6 +14,7 @@ import { KilnError } from '../../src/core/errors.ts';
 import { PgStore } from '../../src/store/postgres/pg-store.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { waitFor } from '../helpers/browser.ts';
+import { recordingRecord } from '../helpers/store-contract.ts';
 
 let db: TestPostgres;
 let store: PgStore;
@@ -124,6 +125,7 @@ describe('two nodes', () => {
       FROM (VALUES ('g-1', '{"kind":"player","protocol":"whep","remoteAddress":"","remotePort":0,"userAgent":"","user":"","vhost":"default","app":"app","stream":"cam","roomSession":null,"connectedAt":"${at}","state":"active","counters":{"bytesIn":0,"bytesOut":0,"packetsIn":0,"packetsOut":0,"lastActivity":0},"ioActivity":0,"memory":0}', 'player', 'default', 'app', 'cam', '${at}')) AS v(id, info, kind, vhost, app, stream, connected_at)`);
     await store.putRoomSession({ id: 'rs-ghost', roomId: null, name: 'ghostroom', settings: {}, openvidu: null, status: 'in-progress', createdAt: at, updatedAt: at, startTime: at, endTime: null, endReason: null, nodeId: 'ghost' });
     await store.putRoomSession({ id: 'rs-b', roomId: null, name: 'broom', settings: {}, openvidu: null, status: 'in-progress', createdAt: at, updatedAt: at, startTime: at, endTime: null, endReason: null, nodeId: 'b' });
+    await store.putRecording({ ...recordingRecord('ghost-rec', at, 'started'), nodeId: 'ghost' });
     assert.equal((await a.cluster.remoteSession('g-1'))?.nodeId, 'ghost');
     const told = new Promise<string[]>((resolve) => b.cluster.onNodesDead(resolve));
     const declaredAt = Date.now();
@@ -135,6 +137,7 @@ describe('two nodes', () => {
     const ghost = await store.getRoomSession('rs-ghost');
     assert.deepEqual([ghost?.status, ghost?.endReason], ['completed', 'node-lost']);
     assert.equal((await store.getRoomSession('rs-b'))?.status, 'in-progress', 'a live node keeps its room sessions');
+    assert.equal((await store.getRecording('ghost-rec'))?.status, 'stopped', 'its recording waits for it to come back to be composed');
     assert.deepEqual((await a.cluster.nodes()).map((n) => [n.id, n.state]), [['a', 'alive'], ['b', 'alive'], ['ghost', 'dead']]);
   });
 

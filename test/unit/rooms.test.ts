@@ -7,6 +7,7 @@ import { GrantSigner } from '../../src/rooms/grants.ts';
  */
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../helpers/browser.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +138,36 @@ describe('history', () => {
     // Members joined within the same millisecond are listed in id order: compare as a set.
     assert.deepEqual(members.map((m) => m.leaveReason).sort(), ['disconnect', 'disconnect', 'network-lost']);
     for (const m of members) assert.ok(m.leftAt && m.leftAt >= m.joinedAt);
+  });
+
+  test('a leave and an end written while the store fails are written, in order, once it answers again', async () => {
+    let failing = false;
+    const flaky = new Proxy(store, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (failing && (key === 'putRoomMember' || key === 'putRoomSession')) return Promise.reject(new Error('connection refused'));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const own = new Rooms({ catalog, store: flaky, grants: new GrantSigner(randomBytes(32)), publicUrl: 'http://localhost:3333', vhost: 'default', app: 'rooms', emptyTimeoutMs: 50, nodeId: 'test-node', logger: pino({ level: 'silent' }) });
+    try {
+      const rs = await own.createOpenViduSession(OPENVIDU);
+      const { participant } = await own.join(rs.name, (await own.createToken(rs, 'PUBLISHER', 'a')).token, '', CLIENT);
+      failing = true;
+      participant.leave('disconnect');
+      await sleep(300);
+      assert.equal(rs.status, 'completed');
+      assert.equal((await store.getRoomSession(rs.id))?.status, 'in-progress', 'not written while the store fails');
+      failing = false;
+      const record = await waitFor(() => store.getRoomSession(rs.id), (r) => r?.status === 'completed', 10_000, 100);
+      assert.equal(record?.status, 'completed');
+      assert.equal((await store.listRoomMembers(rs.id))[0].leaveReason, 'disconnect');
+    } finally {
+      await own.close();
+    }
   });
 
   test('a restart completes what was in progress at the last heartbeat and keeps unjoined sessions with their tokens', async () => {

@@ -15,7 +15,7 @@ import { applyFields, parseBoolean, shapeCollection, type JsonObject, type Query
 import type { Session, SessionView } from '../../core/session.ts';
 import type { Cluster } from '../../cluster/cluster.ts';
 import { RemoteSession } from '../../cluster/snapshots.ts';
-import { serviceResource, ServiceDirectory, sessionResource, type RoomDirectory } from './resources.ts';
+import { serviceResource, ServiceDirectory, sessionResource, type RoomDirectory, type RoomSessionView } from './resources.ts';
 
 /** What the MaxScale dialect reads: the live sessions, the credentials, and the open rooms. */
 export interface MaxScaleApiOptions {
@@ -26,6 +26,8 @@ export interface MaxScaleApiOptions {
   cluster?: Cluster;
   /** This node (KILN_NODE_ID): the `node` attribute of its sessions. */
   nodeId: string;
+  /** Cluster mode: the room sessions in progress on other nodes (services of their participants). */
+  remoteRooms?: () => Promise<RoomSessionView[]>;
 }
 
 /** How long a reverse DNS answer (or its failure) is kept, and how long one may take. */
@@ -98,11 +100,13 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
       const addresses = [...new Set(sessions.map((s) => s.remoteAddress).filter((a) => a !== ''))];
       await Promise.all(addresses.map(async (a) => names.set(a, await rdns.lookup(a))));
     }
-    const serviceIdOf = services.resolver();
+    const serviceIdOf = services.resolver(await remoteRooms());
     const now = Date.now();
     return sessions.map((session) =>
       sessionResource(session, serviceIdOf(session), base, now, session instanceof RemoteSession ? session.nodeId : options.nodeId, names.get(session.remoteAddress)));
   };
+
+  const remoteRooms = async (): Promise<RoomSessionView[]> => (options.remoteRooms ? options.remoteRooms() : []);
 
   /** A session of this node, or (cluster mode) of another. */
   const findSession = async (id: string): Promise<Session | RemoteSession> => {
@@ -183,13 +187,13 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   for (const url of ['/services', '/services/']) {
     scope.get(url, async (request, reply) => {
       const base = requestBaseUrl(request);
-      const data = services.list(cluster ? await cluster.remoteSessions() : []).map((s) => serviceResource(s, services.totalOf(s), base));
+      const data = services.list(cluster ? await cluster.remoteSessions() : [], await remoteRooms()).map((s) => serviceResource(s, services.totalOf(s), base));
       return collection(request, reply, 'services', `${base}/v1/services/`, data);
     });
   }
 
   const oneService = async (request: FastifyRequest, reply: FastifyReply, id: string) => {
-    const service = services.find(id, cluster ? await cluster.remoteSessions() : []);
+    const service = services.find(id, cluster ? await cluster.remoteSessions() : [], await remoteRooms());
     if (!service) throw new KilnError('NOT_FOUND', `Service '${id}' not found`);
     return single(request, reply, 'services', serviceResource(service, services.totalOf(service), requestBaseUrl(request)));
   };

@@ -15,6 +15,9 @@ export interface RoomDirectory {
   readonly openSessions: Iterable<RoomSession>;
 }
 
+/** What a room service shows of its room session: this node's, or another node's (cluster mode). */
+export type RoomSessionView = Pick<RoomSession, 'id' | 'name' | 'roomId' | 'status' | 'startTime' | 'createdAt'>;
+
 /** A service: an application, or a room while it has an open room session. */
 export interface Service {
   id: string;
@@ -23,7 +26,7 @@ export interface Service {
   app: string;
   startedAt: Date;
   application?: Application;
-  roomSession?: RoomSession;
+  roomSession?: RoomSessionView;
   sessions: SessionView[];
 }
 
@@ -57,15 +60,15 @@ export class ServiceDirectory {
     });
   }
 
-  #openRoomSessions(): Map<string, RoomSession> {
-    return new Map([...this.#rooms.openSessions].map((rs) => [rs.id, rs]));
+  #openRoomSessions(remoteRooms: RoomSessionView[] = []): Map<string, RoomSessionView> {
+    return new Map([...this.#rooms.openSessions, ...remoteRooms].map((rs) => [rs.id, rs]));
   }
 
   /**
    * Every service with its live sessions: the listed apps, the apps with sessions, the open rooms.
-   * `remote`: other nodes' sessions (cluster mode), counted in their apps and rooms too.
+   * `remote` and `remoteRooms`: other nodes' sessions and open room sessions (cluster mode).
    */
-  list(remote: SessionView[] = []): Service[] {
+  list(remote: SessionView[] = [], remoteRooms: RoomSessionView[] = []): Service[] {
     const services = new Map<string, Service>();
     for (const vhost of this.#catalog.vhosts.values()) {
       for (const app of vhost.apps.values()) {
@@ -74,7 +77,7 @@ export class ServiceDirectory {
       }
     }
     const rooms = new Map<string, Service>();
-    for (const rs of this.#rooms.openSessions) {
+    for (const rs of [...this.#rooms.openSessions, ...remoteRooms]) {
       const service: Service = { id: rs.name, kind: 'room', vhost: '', app: '', startedAt: rs.startTime ?? rs.createdAt, roomSession: rs, sessions: [] };
       rooms.set(rs.id, service);
       services.set(service.id, service);
@@ -105,8 +108,8 @@ export class ServiceDirectory {
   }
 
   /** A service by id (`vhost/app`, any app, or a room's name). */
-  find(id: string, remote: SessionView[] = []): Service | undefined {
-    const listed = this.list(remote).find((s) => s.id === id);
+  find(id: string, remote: SessionView[] = [], remoteRooms: RoomSessionView[] = []): Service | undefined {
+    const listed = this.list(remote, remoteRooms).find((s) => s.id === id);
     if (listed) return listed;
     const slash = id.indexOf('/');
     const app = slash > 0 ? this.#catalog.vhosts.get(id.slice(0, slash))?.apps.get(id.slice(slash + 1)) : undefined;
@@ -114,8 +117,8 @@ export class ServiceDirectory {
   }
 
   /** Gives the id of the service a session belongs to, with the open rooms as they are now. */
-  resolver(): (session: SessionView) => string {
-    const rooms = this.#openRoomSessions();
+  resolver(remoteRooms: RoomSessionView[] = []): (session: SessionView) => string {
+    const rooms = this.#openRoomSessions(remoteRooms);
     return (session) => rooms.get(session.roomSession ?? '')?.name ?? `${session.vhost}/${session.app}`;
   }
 

@@ -459,6 +459,15 @@ export class PgStore implements Store {
     return rows.map(recordingOf);
   }
 
+  async stopRecordingsOfNode(nodeId: string, at: string, reason: string): Promise<number> {
+    const result = await this.#pool.query(
+      `UPDATE recordings SET status = 'stopped', stopped_at = $2, updated_at = $3, reason = $4
+       WHERE node_id = $1 AND status IN ('starting', 'started')`,
+      [nodeId, at, new Date().toISOString(), reason],
+    );
+    return result.rowCount ?? 0;
+  }
+
   async deleteRecording(id: string): Promise<boolean> {
     return (await this.#pool.query('DELETE FROM recordings WHERE id = $1', [id])).rowCount === 1;
   }

@@ -342,6 +342,12 @@ export class SqliteStore implements Store {
     return rows.map(recordingOf);
   }
 
+  async stopRecordingsOfNode(nodeId: string, at: string, reason: string): Promise<number> {
+    const result = this.#db.prepare(`UPDATE recordings SET status = 'stopped', stopped_at = ?, updated_at = ?, reason = ?
+      WHERE node_id = ? AND status IN ('starting', 'started')`).run(at, new Date().toISOString(), reason, nodeId);
+    return Number(result.changes);
+  }
+
   async deleteRecording(id: string): Promise<boolean> {
     return Number(this.#db.prepare('DELETE FROM recordings WHERE id = ?').run(id).changes) === 1;
   }
