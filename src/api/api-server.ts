@@ -108,7 +108,7 @@ export class ApiServer {
       catalog, credentials, rooms, cluster, nodeId, remoteRooms: cluster && (() => rooms.otherNodesRoomSessions()),
     }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl, cluster }), { prefix: '/api' });
-    app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute }), { prefix: '/api/video' });
+    app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute, cluster }), { prefix: '/api/video' });
     app.setNotFoundHandler(async (request, reply) =>
       reply.code(404).send({ statusCode: 404, message: `[HTTP] Could not find the resource: ${request.method} ${request.url.split('?')[0]} (404)` }));
     app.setErrorHandler(async (err, request, reply) => {

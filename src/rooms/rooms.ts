@@ -134,6 +134,13 @@ export class Rooms {
     return undefined;
   }
 
+  /** Cluster mode: the node holding a session in progress of room `roomId`, when it is another node. */
+  async roomHolder(roomId: string): Promise<string | undefined> {
+    if (!this.#options.shared) return undefined;
+    const open = (await this.#store.listOpenRoomSessions()).find((r) => r.roomId === roomId && r.status === 'in-progress' && r.nodeId !== this.#options.nodeId);
+    return open?.nodeId;
+  }
+
   /** Cluster mode: the room sessions in progress on other nodes (as the store has them). */
   async otherNodesRoomSessions(): Promise<{ id: string; name: string; roomId: string | null; status: 'in-progress'; startTime: Date | undefined; createdAt: Date }[]> {
     if (!this.#options.shared) return [];

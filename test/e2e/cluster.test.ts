@@ -13,6 +13,7 @@ import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { assertJsonApi } from '../helpers/jsonapi.ts';
 import { startSite, type Site } from '../helpers/site.ts';
 import { joinWithOpenVidu } from '../helpers/openvidu-page.ts';
+import { RoomRpc } from '../helpers/room-rpc.ts';
 
 let db: TestPostgres;
 let chromium: LaunchedBrowser;
@@ -182,6 +183,35 @@ describe('three nodes on one PostgreSQL', () => {
     // Unknown sessions are still 400 in OpenVidu's shape on any node.
     assert.equal((await call(nodes.c, '/api/tokens', 'POST', { session: 'ws://nowhere/none', role: 'PUBLISHER' }, openvidu)).status, 400);
     await ana.page.close();
+  });
+
+  test('a SignalWire room in progress on B: joined there only, changed and deleted through C, history everywhere', async () => {
+    const room = await call(nodes.c, '/api/video/rooms', 'POST', { name: 'hall', max_members: 5 });
+    assert.equal(room.status, 200);
+    const token = async () => (await call(nodes.c, '/api/video/room_tokens', 'POST', { room_name: 'hall', user_name: 'u' })).body.token as string;
+    const join = async (node: KilnProcess) => {
+      const rpc = await RoomRpc.connect(`${node.wsUrl}/room`);
+      try {
+        return { rpc, result: await rpc.call('joinRoom', { session: `${node.wsUrl}/hall`, token: await token(), metadata: '' }) };
+      } catch (err) {
+        rpc.ws.close();
+        throw err;
+      }
+    };
+    const first = await join(nodes.b);
+    assert.ok(first.result.id, 'joined at B');
+    // The room is in progress on B: a member cannot start a second session of it on C.
+    await assert.rejects(join(nodes.c), /in progress on node node-b/);
+    // Locked through C: the change reaches B's session, which refuses the next join.
+    const locked = await call(nodes.c, `/api/video/rooms/${room.body.id}`, 'PUT', { locked: true });
+    assert.equal(locked.status, 200, JSON.stringify(locked.body));
+    assert.equal(locked.body.locked, true);
+    await assert.rejects(join(nodes.b), /lock/i);
+    // Deleted through C: B ends the session; its history is kept and seen from C.
+    assert.equal((await call(nodes.c, `/api/video/rooms/${room.body.id}`, 'DELETE')).status, 204);
+    const ended = await waitFor(() => call(nodes.c, `/api/video/room_sessions?room_id=${room.body.id}`), (r) => r.body.data?.[0]?.status === 'completed', 10_000, 250);
+    assert.equal(ended.body.data.length, 1);
+    first.rpc.ws.close();
   });
 
   test('PostgreSQL stopped for 5 s: media flows on, control calls get 503, then recover', async () => {

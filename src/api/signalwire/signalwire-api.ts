@@ -13,6 +13,8 @@ import { randomAlnum, roomSettingsFromJson, roomSettingsToJson, type RoomSetting
 import { firstQueryValues, parseAnyTypeAsJson, requestBaseUrl } from '../../http/listener.ts';
 import { roleOfGrant } from '../../rooms/grants.ts';
 import type { Rooms } from '../../rooms/rooms.ts';
+import type { Cluster } from '../../cluster/cluster.ts';
+import { forwardCall, isForwarded } from '../forward.ts';
 import type { RecordingRecord, RoomRecord, Store } from '../../store/store.ts';
 import type { Recordings } from '../../recording/recordings.ts';
 import { recordingUrl, type RecordingLinks } from '../../recording/file-route.ts';
@@ -35,6 +37,11 @@ export interface SignalWireApiOptions {
   pageTokens: PageTokens;
   /** Dollars per member-minute (0: every cost is 0). */
   pricePerMemberMinute: number;
+  /**
+   * Cluster mode: changes to a room whose session is in progress on another node, and deletes of
+   * recordings on another node's disk, are run on that node.
+   */
+  cluster?: Cluster;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -144,7 +151,10 @@ function applyRoomBody(body: Record<string, unknown>, settings: RoomSettings, ex
 
 /** Registers the routes under the scope's prefix (`/api/video`). */
 export async function registerSignalWireApi(scope: FastifyInstance, options: SignalWireApiOptions): Promise<void> {
-  const { rooms, store, credentials, pageTokens } = options;
+  const { rooms, store, credentials, pageTokens, cluster } = options;
+  /** The node to hand this call to: the one holding the room's session in progress, when not this one. */
+  const roomHolder = async (request: FastifyRequest, roomId: string): Promise<string | undefined> =>
+    cluster && !isForwarded(request) ? rooms.roomHolder(roomId) : undefined;
   const price = options.pricePerMemberMinute;
 
   scope.addHook('onRequest', async (request) => {
@@ -213,8 +223,10 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
 
   scope.get<{ Params: { id: string } }>('/rooms/:id', async (request) => roomJson(await findRoom(request.params.id)));
 
-  scope.put<{ Params: { id: string } }>('/rooms/:id', async (request) => {
+  scope.put<{ Params: { id: string } }>('/rooms/:id', async (request, reply) => {
     const room = await findRoom(request.params.id);
+    const holder = await roomHolder(request, room.id);
+    if (holder) return forwardCall(cluster!, holder, request, reply);
     const body = bodyObject(request);
     const settings = roomSettingsFromJson(room.settings);
     const extra: Record<string, unknown> = { description: room.settings.description, meta: room.settings.meta };
@@ -228,6 +240,8 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
 
   scope.delete<{ Params: { id: string } }>('/rooms/:id', async (request, reply) => {
     const room = await findRoom(request.params.id);
+    const holder = await roomHolder(request, room.id);
+    if (holder) return forwardCall(cluster!, holder, request, reply);
     await rooms.deleteRoom(room.id);
     return reply.code(204).send();
   });
@@ -323,6 +337,7 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
 
   scope.delete<{ Params: { id: string } }>('/room_recordings/:id', async (request, reply) => {
     const record = await findRecording(request.params.id);
+    if (cluster && !isForwarded(request) && record.nodeId !== cluster.nodeId) return forwardCall(cluster, record.nodeId, request, reply);
     await options.recordings.delete(record.id);
     return reply.code(204).send();
   });
