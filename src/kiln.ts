@@ -205,25 +205,17 @@ export class Kiln {
       nodeId: config.nodeId,
       logger: this.logger,
     });
-    this.ovt = new OvtServer({
-      host: config.ovt.host,
-      port: config.ovt.port,
-      catalog: this.catalog,
-      engine: this.engine,
-      logger: this.logger,
-      onForwardingError: () => this.metrics.forwardingErrors++,
-    });
     this.#handleCommands();
     await this.api.start();
     await this.signaling.start();
-    await this.ovt.start();
+    await this.#startOvt(config, this.engine);
     if (this.cluster) {
       const cluster = this.cluster;
       const pulls = this.pulls;
       // Where other nodes reach this one, with the ports as bound (0 in the configuration takes any).
       await cluster.advertise(
         advertisedUrl(config.tls ? 'https' : 'http', config.api.host, this.api.port, config.publicUrl),
-        advertisedUrl('ovt', config.ovt.host, this.ovt.port, config.publicUrl),
+        advertisedUrl('ovt', config.ovt.host, this.ovt!.port, config.publicUrl),
       );
       // A viewer of a stream another node has: pulled here over OVT, once, while it has viewers.
       this.engine.setRemoteStreams({
@@ -239,6 +231,31 @@ export class Kiln {
     await this.pulls.restore();
     // What a crash left unfinished is composed in the background; the node serves meanwhile.
     void this.recordings.recover().catch((err) => this.logger.error({ err }, 'unfinished recordings could not be recovered'));
+  }
+
+  /**
+   * The OVT listener. The default port (9000) taken by another program is replaced by a free port,
+   * with a warning: other nodes learn this node's OVT address from the cluster. A chosen port in use
+   * stops Kiln, as for the other listeners.
+   */
+  async #startOvt(config: KilnConfig, engine: MediaEngine): Promise<void> {
+    const server = (port: number) => new OvtServer({
+      host: config.ovt.host,
+      port,
+      catalog: this.catalog,
+      engine,
+      logger: this.logger,
+      onForwardingError: () => this.metrics.forwardingErrors++,
+    });
+    this.ovt = server(config.ovt.port);
+    try {
+      await this.ovt.start();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || config.ovt.portSet) throw err;
+      this.ovt = server(0);
+      await this.ovt.start();
+      this.logger.warn({ port: this.ovt.port }, `OVT port ${config.ovt.port} is in use: listening on ${this.ovt.port} instead (KILN_OVT_PORT chooses one)`);
+    }
   }
 
   /** What other nodes of the cluster ask of this one: closing what it holds. */

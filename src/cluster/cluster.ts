@@ -24,6 +24,7 @@ import { errors, isKilnError, KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import type { Stream } from '../core/stream.ts';
 import type { Store } from '../store/store.ts';
+import { unavailableIfLost } from '../store/postgres/pg-store.ts';
 import { RemoteSession, RemoteStream, sessionSnapshot, streamSnapshot, type SessionSnapshot, type StreamSnapshot } from './snapshots.ts';
 
 /** The NOTIFY channel every node listens on. */
@@ -118,7 +119,7 @@ export class Cluster {
   constructor(options: ClusterOptions) {
     this.nodeId = options.nodeId;
     this.#options = { heartbeatMs: 1000, deadAfterMs: 5000, commandTimeoutMs: 5000, ...options };
-    this.#pool = new pg.Pool({ connectionString: options.url, max: 4, connectionTimeoutMillis: 2000, query_timeout: 5000 });
+    this.#pool = new pg.Pool({ connectionString: options.url, max: 4, connectionTimeoutMillis: 2000, query_timeout: 3000 });
     this.#pool.on('error', () => {});
   }
 
@@ -456,6 +457,17 @@ export class Cluster {
 
   // ---- Reading the cluster-wide state ----
 
+  /** A query of a control call: a lost database makes the node unavailable at once (503). */
+  async #read<R extends pg.QueryResultRow>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.#pool.query<R>(text, params);
+    } catch (err) {
+      const mapped = unavailableIfLost(err);
+      if (mapped !== err) this.#down(err as Error);
+      throw mapped;
+    }
+  }
+
   #checkAvailable(): void {
     if (!this.#available) throw errors.unavailable('The cluster database is unreachable');
   }
@@ -463,7 +475,7 @@ export class Cluster {
   /** Streams of other live nodes (origins only, not their relays), of one app or one name. */
   async remoteStreams(vhost: string, app: string, name?: string): Promise<RemoteStream[]> {
     this.#checkAvailable();
-    const { rows } = await this.#pool.query<{ node_id: string; vhost: string; app: string; name: string; info: string }>(
+    const { rows } = await this.#read<{ node_id: string; vhost: string; app: string; name: string; info: string }>(
       `SELECT s.node_id, s.vhost, s.app, s.name, s.info FROM live_streams s JOIN cluster_nodes n ON n.id = s.node_id AND n.state = 'alive'
        WHERE s.node_id <> $1 AND s.vhost = $2 AND s.app = $3 AND ($4::text IS NULL OR s.name = $4) AND NOT s.relay
        ORDER BY s.created_at, s.name`,
@@ -475,7 +487,7 @@ export class Cluster {
   /** Sessions of other live nodes; of one stream (vhost, app, name) when given. */
   async remoteSessions(stream?: { vhost: string; app: string; name: string }): Promise<RemoteSession[]> {
     this.#checkAvailable();
-    const { rows } = await this.#pool.query<{ id: string; node_id: string; info: string }>(
+    const { rows } = await this.#read<{ id: string; node_id: string; info: string }>(
       `SELECT s.id, s.node_id, s.info FROM live_sessions s JOIN cluster_nodes n ON n.id = s.node_id AND n.state = 'alive'
        WHERE s.node_id <> $1 AND ($2::text IS NULL OR (s.vhost = $2 AND s.app = $3 AND s.stream = $4))
        ORDER BY s.connected_at, s.id`,
@@ -486,7 +498,7 @@ export class Cluster {
 
   async remoteSession(id: string): Promise<RemoteSession | undefined> {
     this.#checkAvailable();
-    const { rows } = await this.#pool.query<{ id: string; node_id: string; info: string }>(
+    const { rows } = await this.#read<{ id: string; node_id: string; info: string }>(
       `SELECT s.id, s.node_id, s.info FROM live_sessions s JOIN cluster_nodes n ON n.id = s.node_id AND n.state = 'alive'
        WHERE s.id = $1 AND s.node_id <> $2`,
       [id, this.nodeId],
@@ -497,7 +509,7 @@ export class Cluster {
   /** The registry: every node that has joined, alive or not. */
   async nodes(): Promise<ClusterNode[]> {
     this.#checkAvailable();
-    const { rows } = await this.#pool.query<{ id: string; state: ClusterNode['state']; public_url: string; api_url: string; ovt_url: string; started_at: Date; heartbeat_at: Date; load: string }>(
+    const { rows } = await this.#read<{ id: string; state: ClusterNode['state']; public_url: string; api_url: string; ovt_url: string; started_at: Date; heartbeat_at: Date; load: string }>(
       'SELECT id, state, public_url, api_url, ovt_url, started_at, heartbeat_at, load FROM cluster_nodes ORDER BY id',
     );
     return rows.map((r) => ({
@@ -549,7 +561,7 @@ export class Cluster {
   async #notify(message: BusMessage): Promise<void> {
     const payload = JSON.stringify(message);
     if (Buffer.byteLength(payload) > MAX_PAYLOAD) throw errors.badRequest('Cluster command too large');
-    await this.#pool.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
+    await this.#read('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
   }
 
   #onMessage(payload: string): void {
@@ -581,7 +593,7 @@ export class Cluster {
 
   /** An answer left in `bus_replies`: read once, then deleted. */
   async #fetchReply(id: string): Promise<unknown> {
-    const { rows } = await this.#pool.query<{ body: string }>('DELETE FROM bus_replies WHERE id = $1 RETURNING body', [id]);
+    const { rows } = await this.#read<{ body: string }>('DELETE FROM bus_replies WHERE id = $1 RETURNING body', [id]);
     if (!rows[0]) throw errors.unavailable('The answer of another node was lost');
     return JSON.parse(rows[0].body) as unknown;
   }
@@ -596,7 +608,7 @@ export class Cluster {
       await this.flush();
       const body = JSON.stringify(answer);
       if (Buffer.byteLength(body) > MAX_PAYLOAD - 500) {
-        await this.#pool.query('INSERT INTO bus_replies (id, body) VALUES ($1, $2)', [m.i, body]);
+        await this.#read('INSERT INTO bus_replies (id, body) VALUES ($1, $2)', [m.i, body]);
         reply.big = true;
       } else {
         reply.r = answer;

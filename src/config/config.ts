@@ -22,7 +22,11 @@ export interface VhostConfig {
 export interface KilnConfig {
   api: { host: string; port: number };
   signaling: { host: string; port: number };
-  ovt: { host: string; port: number };
+  /**
+   * `portSet`: the port was chosen (config file or KILN_OVT_PORT), so a port in use stops Kiln;
+   * the default port, when taken, is replaced by a free one (other nodes learn it from the cluster).
+   */
+  ovt: { host: string; port: number; portSet?: boolean };
   ice: {
     /** UDP port range for WebRTC ICE, inclusive; undefined means ephemeral ports. */
     portRange: [number, number] | undefined;
@@ -184,6 +188,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
       config[key].host = v.host;
     }
     if (v.port !== undefined) config[key].port = port(v.port, where(`${key}.port`));
+    if (v.port !== undefined && key === 'ovt') config.ovt.portSet = true;
   }
   if (file.ice !== undefined) {
     const ice = file.ice;
@@ -321,7 +326,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   if (env.KILN_API_HOST) config.api.host = env.KILN_API_HOST;
   if (env.KILN_SIGNALING_PORT) config.signaling.port = port(env.KILN_SIGNALING_PORT, 'KILN_SIGNALING_PORT');
   if (env.KILN_SIGNALING_HOST) config.signaling.host = env.KILN_SIGNALING_HOST;
-  if (env.KILN_OVT_PORT) config.ovt.port = port(env.KILN_OVT_PORT, 'KILN_OVT_PORT');
+  if (env.KILN_OVT_PORT) {
+    config.ovt.port = port(env.KILN_OVT_PORT, 'KILN_OVT_PORT');
+    config.ovt.portSet = true;
+  }
   if (env.KILN_OVT_HOST) config.ovt.host = env.KILN_OVT_HOST;
   if (env.KILN_ICE_PORTS) config.ice.portRange = portRange(env.KILN_ICE_PORTS, 'KILN_ICE_PORTS');
   if (env.KILN_ICE_ADDRESSES) config.ice.announcedAddresses = commaList(env.KILN_ICE_ADDRESSES);

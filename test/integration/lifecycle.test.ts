@@ -90,6 +90,24 @@ test('a port in use exits non-zero with one clear line', async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+test('the default OVT port taken by another program: Kiln takes a free one; a chosen OVT port in use stops it', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const address = blocker.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  try {
+    const node = await startKilnInProcess((config) => (config.ovt = { host: '127.0.0.1', port }));
+    try {
+      assert.ok(node.kiln.ovt!.port > 0 && node.kiln.ovt!.port !== port, `listening on ${node.kiln.ovt!.port}`);
+    } finally {
+      await node.stop();
+    }
+    await assert.rejects(startKilnInProcess((config) => (config.ovt = { host: '127.0.0.1', port, portSet: true })), { code: 'EADDRINUSE' });
+  } finally {
+    blocker.close();
+  }
+});
+
 test('KILN_ICE_PORTS bounds the UDP ports of the server\'s candidates', async () => {
   const node = await startKilnInProcess((config) => (config.ice.portRange = [41200, 41230]));
   const publisher = loopbackPeer();

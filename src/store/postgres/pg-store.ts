@@ -4,7 +4,7 @@
  * open under a transaction-level advisory lock, so nodes starting together apply each one once.
  */
 import pg from 'pg';
-import { KilnError } from '../../core/errors.ts';
+import { errors, isKilnError, KilnError } from '../../core/errors.ts';
 import type {
   PageQuery,
   PullStreamRecord,
@@ -156,6 +156,21 @@ const isUniqueViolation = (err: unknown, constraint?: string): boolean =>
 const nameTaken = (name: string): KilnError =>
   new KilnError('CONFLICT', `A room named ${name} already exists`, { parameter: 'name', rule: 'value_not_unique' });
 
+/** SQLSTATE classes and codes, and socket errors, that mean the database is out of reach (not a bad query). */
+const LOST_CODES = /^(08|57P0[1-3]|53300|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)/;
+
+/**
+ * An error of a lost database (refused, cut, timed out, shutting down) as UNAVAILABLE, so that the
+ * dialects answer 503 in their own shape; any other error as it is.
+ */
+export function unavailableIfLost(err: unknown): unknown {
+  if (isKilnError(err)) return err;
+  const e = err as { code?: unknown; message?: unknown };
+  const lost = (typeof e.code === 'string' && LOST_CODES.test(e.code))
+    || (typeof e.message === 'string' && /timeout|Connection terminated|connection.*(ended|closed|refused)|not queryable/i.test(e.message));
+  return lost ? errors.unavailable('The database is unreachable: try again later') : err;
+}
+
 /** Runs `fn` in one transaction on one pooled connection; rolls back when it throws. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
@@ -216,27 +231,43 @@ export class PgStore implements Store {
     return new PgStore(pool);
   }
 
+  async #query<R extends pg.QueryResultRow>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.#pool.query<R>(text, params);
+    } catch (err) {
+      throw unavailableIfLost(err);
+    }
+  }
+
+  async #transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    try {
+      return await inTransaction(this.#pool, fn);
+    } catch (err) {
+      throw unavailableIfLost(err);
+    }
+  }
+
   async getSetting(key: string): Promise<string | undefined> {
-    const { rows } = await this.#pool.query<{ value: string }>('SELECT value FROM settings WHERE key = $1', [key]);
+    const { rows } = await this.#query<{ value: string }>('SELECT value FROM settings WHERE key = $1', [key]);
     return rows[0]?.value;
   }
 
   async setSetting(key: string, value: string): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       'INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at',
       [key, value, new Date().toISOString()],
     );
   }
 
   async listPullStreams(): Promise<PullStreamRecord[]> {
-    const { rows } = await this.#pool.query<{ vhost: string; app: string; name: string; urls: string; properties: string; created_at: string }>(
+    const { rows } = await this.#query<{ vhost: string; app: string; name: string; urls: string; properties: string; created_at: string }>(
       'SELECT vhost, app, name, urls, properties, created_at FROM pull_streams ORDER BY created_at, vhost, app, name',
     );
     return rows.map((r) => ({ vhost: r.vhost, app: r.app, name: r.name, urls: JSON.parse(r.urls), properties: JSON.parse(r.properties), createdAt: r.created_at }));
   }
 
   async putPullStream(r: PullStreamRecord): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       `INSERT INTO pull_streams (vhost, app, name, urls, properties, created_at) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (vhost, app, name) DO UPDATE SET urls = EXCLUDED.urls, properties = EXCLUDED.properties, created_at = EXCLUDED.created_at`,
       [r.vhost, r.app, r.name, JSON.stringify(r.urls), JSON.stringify(r.properties), r.createdAt],
@@ -244,11 +275,11 @@ export class PgStore implements Store {
   }
 
   async deletePullStream(vhost: string, app: string, name: string): Promise<void> {
-    await this.#pool.query('DELETE FROM pull_streams WHERE vhost = $1 AND app = $2 AND name = $3', [vhost, app, name]);
+    await this.#query('DELETE FROM pull_streams WHERE vhost = $1 AND app = $2 AND name = $3', [vhost, app, name]);
   }
 
   async putRoomSession(r: RoomSessionRecord): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       `INSERT INTO room_sessions (id, room_id, name, settings, openvidu, status, created_at, updated_at, start_time, end_time, end_reason, node_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
        ON CONFLICT (id) DO UPDATE SET room_id = EXCLUDED.room_id, name = EXCLUDED.name, settings = EXCLUDED.settings,
@@ -260,12 +291,12 @@ export class PgStore implements Store {
   }
 
   async getRoomSession(id: string): Promise<RoomSessionRecord | undefined> {
-    const { rows } = await this.#pool.query<RoomSessionRow>('SELECT * FROM room_sessions WHERE id = $1', [id]);
+    const { rows } = await this.#query<RoomSessionRow>('SELECT * FROM room_sessions WHERE id = $1', [id]);
     return rows[0] && roomSessionOf(rows[0]);
   }
 
   async listOpenRoomSessions(nodeId?: string): Promise<RoomSessionRecord[]> {
-    const { rows } = await this.#pool.query<RoomSessionRow>(
+    const { rows } = await this.#query<RoomSessionRow>(
       `SELECT * FROM room_sessions WHERE (status IS NULL OR status = 'in-progress') AND ($1::text IS NULL OR node_id = $1) ORDER BY created_at, id`,
       [nodeId ?? null],
     );
@@ -273,7 +304,7 @@ export class PgStore implements Store {
   }
 
   async putRoomMember(m: RoomMemberRecord): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       `INSERT INTO room_members (id, room_session_id, name, role, server_data, client_data, remote_address, joined_at, left_at, leave_reason)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (id) DO UPDATE SET room_session_id = EXCLUDED.room_session_id, name = EXCLUDED.name, role = EXCLUDED.role,
@@ -284,7 +315,7 @@ export class PgStore implements Store {
   }
 
   async listRoomMembers(roomSessionId: string): Promise<RoomMemberRecord[]> {
-    const { rows } = await this.#pool.query<RoomMemberRow>('SELECT * FROM room_members WHERE room_session_id = $1 ORDER BY joined_at, id', [roomSessionId]);
+    const { rows } = await this.#query<RoomMemberRow>('SELECT * FROM room_members WHERE room_session_id = $1 ORDER BY joined_at, id', [roomSessionId]);
     return rows.map((r) => ({
       id: r.id, roomSessionId: r.room_session_id, name: r.name, role: r.role, serverData: r.server_data, clientData: r.client_data,
       remoteAddress: r.remote_address, joinedAt: r.joined_at, leftAt: r.left_at, leaveReason: r.leave_reason,
@@ -292,7 +323,7 @@ export class PgStore implements Store {
   }
 
   async putRoomToken(t: RoomTokenRecord): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       `INSERT INTO room_tokens (token, room_session_id, role, data, created_at, used_at) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (token) DO UPDATE SET room_session_id = EXCLUDED.room_session_id, role = EXCLUDED.role, data = EXCLUDED.data,
          created_at = EXCLUDED.created_at, used_at = EXCLUDED.used_at`,
@@ -301,7 +332,7 @@ export class PgStore implements Store {
   }
 
   async listOpenRoomTokens(nodeId?: string): Promise<RoomTokenRecord[]> {
-    const { rows } = await this.#pool.query<RoomTokenRow>(
+    const { rows } = await this.#query<RoomTokenRow>(
       `SELECT t.* FROM room_tokens t JOIN room_sessions s ON s.id = t.room_session_id
        WHERE (s.status IS NULL OR s.status = 'in-progress') AND ($1::text IS NULL OR s.node_id = $1) ORDER BY t.created_at, t.token`,
       [nodeId ?? null],
@@ -310,12 +341,12 @@ export class PgStore implements Store {
   }
 
   async useRoomToken(token: string, at: string): Promise<boolean> {
-    const result = await this.#pool.query('UPDATE room_tokens SET used_at = $1 WHERE token = $2 AND used_at IS NULL', [at, token]);
+    const result = await this.#query('UPDATE room_tokens SET used_at = $1 WHERE token = $2 AND used_at IS NULL', [at, token]);
     return result.rowCount === 1;
   }
 
   async completeInProgressRoomSessions(endTime: string, reason: string, nodeId?: string): Promise<number> {
-    return inTransaction(this.#pool, async (client) => {
+    return this.#transaction(async (client) => {
       await client.query(
         `UPDATE room_members SET left_at = GREATEST(joined_at, $1::text COLLATE "C"), leave_reason = $2
          WHERE left_at IS NULL AND room_session_id IN (SELECT id FROM room_sessions WHERE status = 'in-progress' AND ($3::text IS NULL OR node_id = $3))`,
@@ -334,7 +365,7 @@ export class PgStore implements Store {
   async putRoom(r: RoomRecord): Promise<void> {
     // The unique constraint on name decides, so two nodes naming two rooms alike at once cannot both win.
     try {
-      await this.#pool.query(
+      await this.#query(
         `INSERT INTO rooms (id, name, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, settings = EXCLUDED.settings,
            created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
@@ -347,23 +378,23 @@ export class PgStore implements Store {
   }
 
   async getRoom(id: string): Promise<RoomRecord | undefined> {
-    const { rows } = await this.#pool.query<RoomRow>('SELECT * FROM rooms WHERE id = $1', [id]);
+    const { rows } = await this.#query<RoomRow>('SELECT * FROM rooms WHERE id = $1', [id]);
     return rows[0] && roomOf(rows[0]);
   }
 
   async getRoomByName(name: string): Promise<RoomRecord | undefined> {
-    const { rows } = await this.#pool.query<RoomRow>('SELECT * FROM rooms WHERE name = $1', [name]);
+    const { rows } = await this.#query<RoomRow>('SELECT * FROM rooms WHERE name = $1', [name]);
     return rows[0] && roomOf(rows[0]);
   }
 
   async listRooms(q: PageQuery): Promise<RoomRecord[]> {
     const params: unknown[] = [];
-    const { rows } = await this.#pool.query<RoomRow>(`SELECT * FROM rooms ${pageClause(q, [], params)}`, params);
+    const { rows } = await this.#query<RoomRow>(`SELECT * FROM rooms ${pageClause(q, [], params)}`, params);
     return (q.after ? rows.reverse() : rows).map(roomOf);
   }
 
   async deleteRoom(id: string): Promise<boolean> {
-    return inTransaction(this.#pool, async (client) => {
+    return this.#transaction(async (client) => {
       // Its grants go with it: they could only ever join this room.
       await client.query('DELETE FROM room_grants WHERE room_id = $1', [id]);
       return (await client.query('DELETE FROM rooms WHERE id = $1', [id])).rowCount === 1;
@@ -379,14 +410,14 @@ export class PgStore implements Store {
     // A substring, case sensitive as names are (ILIKE would fold case; LIKE would read % and _).
     if (q.nameContains !== undefined) where.push(`strpos(name, ${p(q.nameContains)}) > 0`);
     if (q.status !== undefined) where.push(`status = ${p(q.status)}`);
-    const { rows } = await this.#pool.query<RoomSessionRow>(`SELECT * FROM room_sessions ${pageClause(q, where, params)}`, params);
+    const { rows } = await this.#query<RoomSessionRow>(`SELECT * FROM room_sessions ${pageClause(q, where, params)}`, params);
     return (q.after ? rows.reverse() : rows).map(roomSessionOf);
   }
 
   async memberSeconds(roomSessionIds: string[], now: string): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     if (roomSessionIds.length === 0) return out;
-    const { rows } = await this.#pool.query<{ id: string; seconds: number }>(
+    const { rows } = await this.#query<{ id: string; seconds: number }>(
       `SELECT room_session_id AS id,
          SUM(EXTRACT(EPOCH FROM ${utc('COALESCE(left_at, $1)')}) - EXTRACT(EPOCH FROM ${utc('joined_at')}))::float8 AS seconds
        FROM room_members WHERE room_session_id = ANY($2::text[]) GROUP BY room_session_id`,
@@ -397,7 +428,7 @@ export class PgStore implements Store {
   }
 
   async putRoomGrant(g: RoomGrantRecord): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       `INSERT INTO room_grants (token, room_id, user_name, role, permissions, created_at, expires_at, used_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (token) DO UPDATE SET room_id = EXCLUDED.room_id, user_name = EXCLUDED.user_name, role = EXCLUDED.role,
@@ -407,7 +438,7 @@ export class PgStore implements Store {
   }
 
   async getRoomGrant(token: string): Promise<RoomGrantRecord | undefined> {
-    const { rows: [r] } = await this.#pool.query<RoomGrantRow>('SELECT * FROM room_grants WHERE token = $1', [token]);
+    const { rows: [r] } = await this.#query<RoomGrantRow>('SELECT * FROM room_grants WHERE token = $1', [token]);
     return r && {
       token: r.token, roomId: r.room_id, userName: r.user_name, role: r.role, permissions: JSON.parse(r.permissions),
       createdAt: r.created_at, expiresAt: r.expires_at, usedAt: r.used_at,
@@ -415,15 +446,15 @@ export class PgStore implements Store {
   }
 
   async useRoomGrant(token: string, at: string): Promise<boolean> {
-    return (await this.#pool.query('UPDATE room_grants SET used_at = $1 WHERE token = $2 AND used_at IS NULL', [at, token])).rowCount === 1;
+    return (await this.#query('UPDATE room_grants SET used_at = $1 WHERE token = $2 AND used_at IS NULL', [at, token])).rowCount === 1;
   }
 
   async pruneRoomGrants(now: string, usedBefore: string): Promise<number> {
-    return (await this.#pool.query('DELETE FROM room_grants WHERE expires_at < $1 OR used_at < $2', [now, usedBefore])).rowCount ?? 0;
+    return (await this.#query('DELETE FROM room_grants WHERE expires_at < $1 OR used_at < $2', [now, usedBefore])).rowCount ?? 0;
   }
 
   async putRecording(r: RecordingRecord): Promise<void> {
-    await inTransaction(this.#pool, async (client) => {
+    await this.#transaction(async (client) => {
       // As SQLite's INSERT OR REPLACE: a record with this uuid under another id is replaced too.
       await client.query('DELETE FROM recordings WHERE uuid = $1 AND id <> $2', [r.uuid, r.id]);
       await client.query(
@@ -440,19 +471,19 @@ export class PgStore implements Store {
   }
 
   async getRecording(id: string): Promise<RecordingRecord | undefined> {
-    const { rows } = await this.#pool.query<RecordingRow>('SELECT * FROM recordings WHERE id = $1 OR uuid = $1 ORDER BY (id = $1) DESC LIMIT 1', [id]);
+    const { rows } = await this.#query<RecordingRow>('SELECT * FROM recordings WHERE id = $1 OR uuid = $1 ORDER BY (id = $1) DESC LIMIT 1', [id]);
     return rows[0] && recordingOf(rows[0]);
   }
 
   async listRecordings(roomSessionId?: string): Promise<RecordingRecord[]> {
     const { rows } = roomSessionId === undefined
-      ? await this.#pool.query<RecordingRow>('SELECT * FROM recordings ORDER BY created_at DESC, id DESC')
-      : await this.#pool.query<RecordingRow>('SELECT * FROM recordings WHERE room_session_id = $1 ORDER BY created_at DESC, id DESC', [roomSessionId]);
+      ? await this.#query<RecordingRow>('SELECT * FROM recordings ORDER BY created_at DESC, id DESC')
+      : await this.#query<RecordingRow>('SELECT * FROM recordings WHERE room_session_id = $1 ORDER BY created_at DESC, id DESC', [roomSessionId]);
     return rows.map(recordingOf);
   }
 
   async listUnfinishedRecordings(nodeId?: string): Promise<RecordingRecord[]> {
-    const { rows } = await this.#pool.query<RecordingRow>(
+    const { rows } = await this.#query<RecordingRow>(
       `SELECT * FROM recordings WHERE status IN ('starting', 'started', 'stopped') AND ($1::text IS NULL OR node_id = $1) ORDER BY created_at, id`,
       [nodeId ?? null],
     );
@@ -460,7 +491,7 @@ export class PgStore implements Store {
   }
 
   async stopRecordingsOfNode(nodeId: string, at: string, reason: string): Promise<number> {
-    const result = await this.#pool.query(
+    const result = await this.#query(
       `UPDATE recordings SET status = 'stopped', stopped_at = $2, updated_at = $3, reason = $4
        WHERE node_id = $1 AND status IN ('starting', 'started')`,
       [nodeId, at, new Date().toISOString(), reason],
@@ -469,7 +500,7 @@ export class PgStore implements Store {
   }
 
   async deleteRecording(id: string): Promise<boolean> {
-    return (await this.#pool.query('DELETE FROM recordings WHERE id = $1', [id])).rowCount === 1;
+    return (await this.#query('DELETE FROM recordings WHERE id = $1', [id])).rowCount === 1;
   }
 
   /** Ends the pool once its connections are released; idempotent. */
