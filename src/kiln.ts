@@ -262,6 +262,11 @@ export class Kiln {
   #handleCommands(): void {
     const cluster = this.cluster;
     if (!cluster) return;
+    // Taken for dead while it ran (cut off): what the others closed of it is written again.
+    cluster.onRevived(() => {
+      this.rooms?.rewriteHeld();
+      this.recordings?.rewriteActive().catch((err: Error) => this.logger.error({ err }, 'recordings in progress could not be written again'));
+    });
     cluster.handle('kick-session', async (args) => {
       const session = this.catalog.sessions.get(String(args.id));
       if (!session) throw errors.sessionNotFound(String(args.id));

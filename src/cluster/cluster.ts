@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Catalog } from '../core/catalog.ts';
-import { errors, isKilnError, KilnError } from '../core/errors.ts';
+import { errors, isErrorCode, isKilnError, KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import type { Stream } from '../core/stream.ts';
 import type { Store } from '../store/store.ts';
@@ -113,6 +113,13 @@ export class Cluster {
   readonly #pending = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   readonly #handlers = new Map<string, CommandHandler>();
   readonly #deadWatchers: ((nodeIds: string[]) => void)[] = [];
+  readonly #revivalWatchers: (() => void)[] = [];
+  /** The tick under way, awaited by `stop`. */
+  #tickRun: Promise<void> | undefined;
+  /** Whether this process is the registered holder of the node id (what `stop` may clean). */
+  #registered = false;
+  /** Another process holds this node id: logged once. */
+  #evictedLogged = false;
   #stopped = false;
   #wasDown = false;
 
@@ -135,40 +142,66 @@ export class Cluster {
    */
   async start(): Promise<Date | undefined> {
     const o = this.#options;
-    let previous: { state: string; heartbeat_at: Date; fresh: boolean; instance: string } | undefined;
-    for (let waited = 0; ; waited += 500) {
-      const { rows } = await this.#pool.query<{ state: string; heartbeat_at: Date; fresh: boolean; instance: string }>(
-        `SELECT state, heartbeat_at, instance, heartbeat_at > now() - make_interval(secs => $2) AS fresh FROM cluster_nodes WHERE id = $1`,
-        [this.nodeId, o.deadAfterMs / 1000],
-      );
-      previous = rows[0];
-      if (!previous || previous.state !== 'alive' || !previous.fresh) break;
-      // The same id heartbeating: a crashed run of this node (its beats stop) or another node with this id.
+    const { rows } = await this.#pool.query<{ heartbeat_at: Date }>('SELECT heartbeat_at FROM cluster_nodes WHERE id = $1', [this.nodeId]);
+    const previous = rows[0];
+    // The same id heartbeating: a crashed run of this node (its beats stop) or another process with this id.
+    for (let waited = 0; !(await this.#register()); waited += 500) {
       if (waited > o.deadAfterMs + 2000) throw new Error(`KILN_NODE_ID ${this.nodeId} is in use by another running node`);
       await new Promise((r) => setTimeout(r, 500));
     }
-    await this.#register();
+    this.#registered = true;
     await this.#connectListener();
     this.#available = true;
     this.#upSince = Date.now();
     this.#watchCatalog();
     await this.#flush();
-    this.#ticker = setInterval(() => void this.#tick(), o.heartbeatMs);
+    this.#ticker = setInterval(() => this.#tick(), o.heartbeatMs);
     this.#ticker.unref();
     return previous ? previous.heartbeat_at : undefined;
   }
 
-  async #register(): Promise<void> {
+  /**
+   * Registers this process under the node id, unless another process holds it (alive, with a fresh
+   * heartbeat): false then. A registration that finds this very process declared dead (a partition,
+   * a pause) tells the revival watchers, whose shared state others closed meanwhile.
+   */
+  async #register(): Promise<boolean> {
     const o = this.#options;
-    await this.#pool.query(
-      `INSERT INTO cluster_nodes (id, instance, state, public_url, api_url, ovt_url, started_at, heartbeat_at, left_at, load)
+    const { rows } = await this.#pool.query<{ old_state: string | null; old_instance: string | null }>(
+      `WITH old AS (SELECT state, instance FROM cluster_nodes WHERE id = $1)
+       INSERT INTO cluster_nodes (id, instance, state, public_url, api_url, ovt_url, started_at, heartbeat_at, left_at, load)
        VALUES ($1, $2, 'alive', $3, $4, $5, now(), now(), NULL, $6)
        ON CONFLICT (id) DO UPDATE SET instance = EXCLUDED.instance, state = 'alive', public_url = EXCLUDED.public_url,
-         api_url = EXCLUDED.api_url, ovt_url = EXCLUDED.ovt_url, started_at = EXCLUDED.started_at,
-         heartbeat_at = EXCLUDED.heartbeat_at, left_at = NULL, load = EXCLUDED.load`,
-      [this.nodeId, this.#instance, o.publicUrl, o.apiUrl, o.ovtUrl, JSON.stringify(this.#load())],
+         api_url = EXCLUDED.api_url, ovt_url = EXCLUDED.ovt_url,
+         started_at = CASE WHEN cluster_nodes.instance = EXCLUDED.instance THEN cluster_nodes.started_at ELSE EXCLUDED.started_at END,
+         heartbeat_at = EXCLUDED.heartbeat_at, left_at = NULL, load = EXCLUDED.load, cleaned_at = NULL
+       WHERE cluster_nodes.instance = EXCLUDED.instance OR cluster_nodes.state <> 'alive'
+         OR cluster_nodes.heartbeat_at < now() - make_interval(secs => $7)
+       RETURNING (SELECT state FROM old) AS old_state, (SELECT instance FROM old) AS old_instance`,
+      [this.nodeId, this.#instance, o.publicUrl, o.apiUrl, o.ovtUrl, JSON.stringify(this.#load()), o.deadAfterMs / 1000],
     );
+    if (rows.length === 0) return false;
     this.#resync = true;
+    if (rows[0].old_instance === this.#instance && rows[0].old_state === 'dead') {
+      this.#options.logger.warn('this node was declared dead while cut off: rejoined, and what it holds is written again');
+      for (const fn of this.#revivalWatchers) {
+        try {
+          fn();
+        } catch (err) {
+          this.#options.logger.error({ err }, 'revival handler failed');
+        }
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Calls `fn` when this node rejoins after the others declared it dead while it ran (cut off for
+   * longer than the dead-after time): what they closed in the shared state (its room sessions,
+   * recordings) is to be written again.
+   */
+  onRevived(fn: () => void): void {
+    this.#revivalWatchers.push(fn);
   }
 
   #load(): Record<string, unknown> {
@@ -187,7 +220,7 @@ export class Cluster {
   /** The dedicated connection that LISTENs on the bus. */
   #connectListener(): Promise<void> {
     this.#connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#options.url, connectionTimeoutMillis: 2000 });
+      const client = new pg.Client({ connectionString: this.#options.url, connectionTimeoutMillis: 2000, keepAlive: true, query_timeout: 3000 });
       const lost = (err?: Error) => {
         if (this.#listener !== client) return;
         this.#listener = undefined;
@@ -202,6 +235,7 @@ export class Cluster {
       try {
         await client.connect();
         await client.query(`LISTEN ${CHANNEL}`);
+        if (this.#stopped) throw new Error('stopping');
       } catch (err) {
         client.end().catch(() => {});
         throw err;
@@ -225,19 +259,37 @@ export class Cluster {
   }
 
   /** Once a second: heartbeat (rejoining after an outage), mirror counters, declare dead nodes. */
-  async #tick(): Promise<void> {
+  #tick(): void {
     if (this.#ticking || this.#stopped) return;
     this.#ticking = true;
+    this.#tickRun = this.#beat().finally(() => {
+      this.#ticking = false;
+      this.#tickRun = undefined;
+    });
+  }
+
+  async #beat(): Promise<void> {
     try {
       if (!this.#listener) await this.#connectListener();
+      // A half-open bus connection (a partition) shows nothing by itself: ask it.
+      else await this.#listener.query('SELECT 1');
+      if (this.#stopped) return;
       const beat = await this.#pool.query(
         `UPDATE cluster_nodes SET heartbeat_at = now(), load = $3 WHERE id = $1 AND instance = $2 AND state = 'alive'`,
         [this.nodeId, this.#instance, JSON.stringify(this.#load())],
       );
+      if (this.#stopped) return;
       if (beat.rowCount !== 1) {
         // Declared dead while away (or the row is gone): register again; the mirror is rewritten.
-        this.#options.logger.warn('this node was declared dead while the database was unreachable: registering again');
-        await this.#register();
+        // Another process holding the id keeps this one out (and unavailable) until it goes.
+        this.#registered = await this.#register();
+        if (!this.#registered) {
+          if (!this.#evictedLogged) this.#options.logger.error(`another process runs with KILN_NODE_ID ${this.nodeId}: this one refuses control calls until it stops`);
+          this.#evictedLogged = true;
+          this.#available = false;
+          return;
+        }
+        this.#evictedLogged = false;
       }
       if (!this.#available) {
         this.#available = true;
@@ -248,32 +300,46 @@ export class Cluster {
         for (const id of this.#options.catalog.sessions.keys()) this.#dirtySessions.add(id);
         for (const key of this.#localStreams().keys()) this.#dirtyStreams.add(key);
       }
+      // Now and then every stream row is written again, whatever was written before (self-repair).
+      if (this.#ticks % 10 === 0) this.#writtenStreams.clear();
       await this.#flush();
       if (Date.now() - this.#upSince >= this.#options.deadAfterMs) await this.#sweep();
     } catch (err) {
-      this.#down(err as Error);
-    } finally {
-      this.#ticking = false;
+      // A lost database makes the node unavailable; any other failure is logged and tried again.
+      if (unavailableIfLost(err) !== err) this.#down(err as Error);
+      else this.#options.logger.warn({ err: (err as Error).message }, 'cluster heartbeat step failed: trying again');
     }
   }
 
-  /** Declares nodes with a stale heartbeat dead and closes what they held. */
+  /**
+   * Declares nodes with a stale heartbeat dead (each claimed once, by one UPDATE), then closes what
+   * every dead node not yet cleaned up held: its mirror, its room sessions in progress, its
+   * recordings in progress. Each step can be run again, and a node is marked cleaned only when all
+   * are done, so a failure part-way is finished by the next sweep (of any node).
+   */
   async #sweep(): Promise<void> {
-    const { rows } = await this.#pool.query<{ id: string; heartbeat_at: Date }>(
-      `UPDATE cluster_nodes SET state = 'dead', left_at = now()
+    const { rows: claimed } = await this.#pool.query<{ id: string; heartbeat_at: Date }>(
+      `UPDATE cluster_nodes SET state = 'dead', left_at = now(), cleaned_at = NULL
        WHERE state = 'alive' AND id <> $1 AND heartbeat_at < now() - make_interval(secs => $2)
        RETURNING id, heartbeat_at`,
       [this.nodeId, this.#options.deadAfterMs / 1000],
     );
-    for (const dead of rows) {
-      this.#options.logger.warn({ node: dead.id, lastHeartbeat: dead.heartbeat_at.toISOString() }, 'node declared dead: closing what it held');
-      await this.#pool.query('DELETE FROM live_sessions WHERE node_id = $1', [dead.id]);
-      await this.#pool.query('DELETE FROM live_streams WHERE node_id = $1', [dead.id]);
-      await this.#options.store.completeInProgressRoomSessions(dead.heartbeat_at.toISOString(), 'node-lost', dead.id);
-      await this.#options.store.stopRecordingsOfNode(dead.id, dead.heartbeat_at.toISOString(), 'node-lost: composed when the node is back');
+    for (const dead of claimed) this.#options.logger.warn({ node: dead.id, lastHeartbeat: dead.heartbeat_at.toISOString() }, 'node declared dead: closing what it held');
+    const { rows: todo } = await this.#pool.query<{ id: string; heartbeat_at: Date }>(
+      `SELECT id, heartbeat_at FROM cluster_nodes WHERE state = 'dead' AND cleaned_at IS NULL`,
+    );
+    for (const dead of todo) {
+      // Only while it is still dead: a node that came back has rewritten its own rows.
+      const stillDead = `EXISTS (SELECT 1 FROM cluster_nodes WHERE id = $1 AND state = 'dead')`;
+      await this.#pool.query(`DELETE FROM live_sessions WHERE node_id = $1 AND ${stillDead}`, [dead.id]);
+      await this.#pool.query(`DELETE FROM live_streams WHERE node_id = $1 AND ${stillDead}`, [dead.id]);
+      const at = dead.heartbeat_at.toISOString();
+      await this.#options.store.completeInProgressRoomSessions(at, 'node-lost', dead.id);
+      await this.#options.store.stopRecordingsOfNode(dead.id, at, 'node-lost: composed when the node is back');
+      await this.#pool.query(`UPDATE cluster_nodes SET cleaned_at = now() WHERE id = $1 AND state = 'dead'`, [dead.id]);
     }
-    if (rows.length > 0) {
-      const ids = rows.map((r) => r.id);
+    if (claimed.length > 0) {
+      const ids = claimed.map((r) => r.id);
       await this.#notify({ t: '*', f: this.nodeId, op: 'nodes-dead', a: { ids } });
       this.#tellDead(ids);
     }
@@ -375,13 +441,22 @@ export class Cluster {
     const node = this.nodeId;
     const local = this.#localStreams();
     if (this.#resync) {
+      // Everything is written again; rows of what is gone are deleted, the others stay (no gap in
+      // which other nodes would miss a stream that is live).
       this.#resync = false;
       this.#writtenStreams.clear();
+      this.#dirtySessions.clear();
+      this.#dirtyStreams.clear();
       for (const id of catalog.sessions.keys()) this.#dirtySessions.add(id);
       for (const key of local.keys()) this.#dirtyStreams.add(key);
+      const keys = [...local.values()].map((x) => ({ vhost: x.vhost, app: x.app, name: x.name }));
       try {
         await this.#pool.query('DELETE FROM live_sessions WHERE node_id = $1 AND NOT (id = ANY($2::text[]))', [node, [...catalog.sessions.keys()]]);
-        await this.#pool.query('DELETE FROM live_streams WHERE node_id = $1', [node]);
+        await this.#pool.query(
+          `DELETE FROM live_streams s WHERE s.node_id = $1 AND NOT EXISTS (
+             SELECT 1 FROM json_to_recordset($2::json) AS x(vhost text, app text, name text) WHERE x.vhost = s.vhost AND x.app = s.app AND x.name = s.name)`,
+          [node, JSON.stringify(keys)],
+        );
       } catch (err) {
         this.#resync = true;
         throw err;
@@ -571,7 +646,8 @@ export class Cluster {
     } catch {
       return;
     }
-    if (typeof m !== 'object' || m === null || (m.t !== this.nodeId && m.t !== '*') || m.f === this.nodeId) return;
+    if (typeof m !== 'object' || m === null || m.f === this.nodeId) return;
+    if (m.t !== this.nodeId && !(m.t === '*' && m.op === 'nodes-dead')) return;
     if (m.op === 'nodes-dead') {
       this.#tellDead(Array.isArray(m.a?.ids) ? (m.a.ids as unknown[]).filter((x): x is string => typeof x === 'string') : []);
       return;
@@ -585,7 +661,7 @@ export class Cluster {
       if (!p) return;
       clearTimeout(p.timer);
       this.#pending.delete(m.i);
-      if (m.e) p.reject(new KilnError((m.e.code as KilnError['code']) ?? 'INTERNAL', m.e.message));
+      if (m.e) p.reject(new KilnError(isErrorCode(m.e.code) ? m.e.code : 'INTERNAL', String(m.e.message)));
       else if (m.big) this.#fetchReply(m.i).then(p.resolve, p.reject);
       else p.resolve(m.r);
     }
@@ -614,7 +690,8 @@ export class Cluster {
         reply.r = answer;
       }
     } catch (err) {
-      reply.e = isKilnError(err) ? { code: err.code, message: err.message } : { code: 'INTERNAL', message: (err as Error).message };
+      const message = String((err as Error).message).slice(0, 2000);
+      reply.e = isKilnError(err) ? { code: err.code, message } : { code: 'INTERNAL', message };
       if (!isKilnError(err)) this.#options.logger.error({ err, op: m.op }, 'cluster command failed');
     }
     await this.#notify(reply).catch((err: Error) => this.#options.logger.warn({ err: err.message, op: m.op }, 'cluster answer could not be sent'));
@@ -631,11 +708,16 @@ export class Cluster {
       p.reject(errors.unavailable('The server is stopping'));
     }
     this.#pending.clear();
+    await this.#tickRun;
     await this.#flushing?.catch(() => {});
     try {
-      await this.#pool.query('DELETE FROM live_sessions WHERE node_id = $1', [this.nodeId]);
-      await this.#pool.query('DELETE FROM live_streams WHERE node_id = $1', [this.nodeId]);
-      await this.#pool.query(`UPDATE cluster_nodes SET state = 'stopped', left_at = now() WHERE id = $1 AND instance = $2`, [this.nodeId, this.#instance]);
+      // Only the registered holder of the id cleans its rows (a refused twin leaves them alone).
+      if (this.#registered) {
+        const mine = `EXISTS (SELECT 1 FROM cluster_nodes WHERE id = $1 AND instance = $2)`;
+        await this.#pool.query(`DELETE FROM live_sessions WHERE node_id = $1 AND ${mine}`, [this.nodeId, this.#instance]);
+        await this.#pool.query(`DELETE FROM live_streams WHERE node_id = $1 AND ${mine}`, [this.nodeId, this.#instance]);
+        await this.#pool.query(`UPDATE cluster_nodes SET state = 'stopped', left_at = now() WHERE id = $1 AND instance = $2`, [this.nodeId, this.#instance]);
+      }
     } catch (err) {
       this.#options.logger.warn({ err: (err as Error).message }, 'could not leave the cluster cleanly: other nodes will declare this node dead');
     }

@@ -100,6 +100,11 @@ export const errors = {
 } as const;
 
 /** Whether `err` is a KilnError (or carries its shape across module copies). */
+/** Whether `code` is one of Kiln's error codes (e.g. one received from another node). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(STATUS, code);
+}
+
 export function isKilnError(err: unknown): err is KilnError {
   return err instanceof KilnError;
 }

@@ -140,6 +140,14 @@ export class Recordings {
     return this.#store.getRecording(id);
   }
 
+  /**
+   * Writes again the records of the recordings in progress (after other nodes, taking this one for
+   * dead, marked them stopped in the shared store).
+   */
+  async rewriteActive(): Promise<void> {
+    for (const a of this.#active.values()) if (a.record.id !== '') await this.#store.putRecording(a.record);
+  }
+
   /** Every recording, newest first, or those of one room session. */
   async list(roomSessionId?: string): Promise<RecordingRecord[]> {
     return this.#store.listRecordings(roomSessionId);

@@ -134,6 +134,18 @@ export class Rooms {
     return undefined;
   }
 
+  /**
+   * Writes again what this node holds: its room sessions in progress and their members present
+   * (after other nodes, taking it for dead, completed them in the shared store).
+   */
+  rewriteHeld(): void {
+    for (const rs of this.#open.values()) {
+      if (rs.status !== 'in-progress') continue;
+      void this.#write(() => this.#store.putRoomSession(this.#record(rs)), true);
+      for (const p of rs.participants.values()) void this.#write(() => this.#store.putRoomMember(this.#memberRecord(rs, p)), true);
+    }
+  }
+
   /** Cluster mode: the node holding a session in progress of room `roomId`, when it is another node. */
   async roomHolder(roomId: string): Promise<string | undefined> {
     if (!this.#options.shared) return undefined;

@@ -142,9 +142,31 @@ describe('two nodes', () => {
   });
 
   test('a second process with a running node\'s id is refused', async () => {
+    const kept = player(a.catalog, 'p-kept');
+    await a.cluster.flush();
     const twin = node('a');
     await assert.rejects(twin.cluster.start(), /KILN_NODE_ID a is in use/);
     await twin.cluster.stop();
+    // The refused twin leaves the running node's registration and mirror alone.
+    assert.equal((await b.cluster.remoteSession('p-kept'))?.nodeId, 'a');
+    assert.deepEqual((await b.cluster.nodes()).filter((n) => n.id === 'a').map((n) => n.state), ['alive']);
+    kept.close('client-left');
+    await a.cluster.flush();
+  });
+
+  test('a node taken for dead while it ran (cut off) rejoins: registered again, its mirror rewritten, told to rewrite what it holds', async () => {
+    const s = player(a.catalog, 'p-revived');
+    await a.cluster.flush();
+    let revived = 0;
+    a.cluster.onRevived(() => revived++);
+    // What a sweep does to a node cut off for longer than the dead-after time.
+    await sql(`UPDATE cluster_nodes SET state = 'dead' WHERE id = 'a'`);
+    await sql(`DELETE FROM live_sessions WHERE node_id = 'a'`);
+    await waitFor(async () => revived, (n) => n === 1, 3000, 50);
+    assert.deepEqual((await b.cluster.nodes()).filter((n) => n.id === 'a').map((n) => n.state), ['alive']);
+    await waitFor(async () => (await b.cluster.remoteSession('p-revived'))?.nodeId, (id) => id === 'a', 3000, 100);
+    s.close('client-left');
+    await a.cluster.flush();
   });
 
   test('losing the database: unavailable, then back with the mirror rewritten and nobody declared dead', async () => {

@@ -77,13 +77,13 @@ const MIGRATIONS: string[] = [
    CREATE TABLE cluster_nodes (
      id text COLLATE "C" PRIMARY KEY, instance text NOT NULL, state text NOT NULL, public_url text NOT NULL,
      api_url text NOT NULL, ovt_url text NOT NULL, started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
-     left_at timestamptz, load text NOT NULL DEFAULT '{}');
-   CREATE TABLE live_streams (
+     left_at timestamptz, cleaned_at timestamptz, load text NOT NULL DEFAULT '{}');
+   CREATE UNLOGGED TABLE live_streams (
      node_id text COLLATE "C" NOT NULL, vhost text COLLATE "C" NOT NULL, app text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
      relay boolean NOT NULL, source_session text NOT NULL, info text NOT NULL, created_at text COLLATE "C" NOT NULL,
      PRIMARY KEY (node_id, vhost, app, name));
    CREATE INDEX live_streams_name ON live_streams (vhost, app, name);
-   CREATE TABLE live_sessions (
+   CREATE UNLOGGED TABLE live_sessions (
      id text COLLATE "C" PRIMARY KEY, node_id text COLLATE "C" NOT NULL, info text NOT NULL,
      kind text NOT NULL, vhost text COLLATE "C" NOT NULL, app text COLLATE "C" NOT NULL, stream text COLLATE "C" NOT NULL,
      connected_at text COLLATE "C" NOT NULL);
