@@ -2,7 +2,7 @@
  * A Kiln node: the store, the catalogue, the media engine and both listeners, started and stopped
  * together. `main.ts` builds one from the configuration; tests can too.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type { KilnConfig } from './config/config.ts';
 import { Catalog } from './core/catalog.ts';
@@ -22,6 +22,7 @@ import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import { PgStore } from './store/postgres/pg-store.ts';
 import { Cluster } from './cluster/cluster.ts';
 import { OvtServer } from './protocols/ovt/server.ts';
+import type { Stream } from './core/stream.ts';
 import { errors } from './core/errors.ts';
 import { forwardedCallOf } from './api/forward.ts';
 import { Recordings } from './recording/recordings.ts';
@@ -55,6 +56,8 @@ export class Kiln {
   /** The `user:password` pairs in force (configured or generated). */
   accessTokens: string[] = [];
   #stopping: Promise<void> | undefined;
+  #signingKeyValue: Buffer | undefined;
+  #ovtKey: Buffer | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #sampler: NodeJS.Timeout | undefined;
 
@@ -104,6 +107,7 @@ export class Kiln {
     this.accessTokens = config.accessTokens.length > 0 ? config.accessTokens : [await this.#generatedToken(this.store)];
     const credentials = new Credentials(this.accessTokens);
     const signingKey = await this.#signingKey(this.store);
+    this.#signingKeyValue = signingKey;
     this.engine = new MediaEngine({
       catalog: this.catalog,
       ice: config.ice,
@@ -118,6 +122,9 @@ export class Kiln {
       ffmpegPath: config.ffmpegPath,
       logger: this.logger,
       errorCounter: this.metrics,
+      nodeId: config.nodeId,
+      shared: config.databaseUrl !== undefined,
+      ovtAuth: (app, stream) => this.#ovtProof(app, stream),
     });
     this.rooms = new Rooms({
       catalog: this.catalog,
@@ -218,13 +225,24 @@ export class Kiln {
         advertisedUrl('ovt', config.ovt.host, this.ovt!.port, config.publicUrl),
       );
       // A viewer of a stream another node has: pulled here over OVT, once, while it has viewers.
+      // A relay from a node declared dead ends at once (its connection may not have broken yet).
+      const relayOrigins = new WeakMap<Stream, string>();
+      cluster.onNodesDead((ids) => {
+        for (const vhost of this.catalog.vhosts.values()) {
+          for (const app of vhost.apps.values()) {
+            for (const stream of [...app.streams.values()]) if (stream.relay && ids.includes(relayOrigins.get(stream) ?? '')) stream.close('connection-failed');
+          }
+        }
+      });
       this.engine.setRemoteStreams({
         has: async (vhost, app, name) => (await cluster.remoteStreams(vhost, app, name)).length > 0,
+        hasSession: async (id) => (await cluster.remoteSession(id)) !== undefined,
         bring: async (vhost, app, name) => {
           const [origin] = await cluster.remoteStreams(vhost, app, name);
           const node = origin && await cluster.node(origin.nodeId);
           if (!node || node.state !== 'alive') return;
-          await pulls.relay({ vhost, app, name, url: `${node.ovtUrl}/${encodeURIComponent(app)}/${encodeURIComponent(name)}` });
+          const relay = await pulls.relay({ vhost, app, name, url: `${node.ovtUrl}/${encodeURIComponent(app)}/${encodeURIComponent(name)}` });
+          relayOrigins.set(relay, node.id);
         },
       });
     }
@@ -246,6 +264,12 @@ export class Kiln {
       engine,
       logger: this.logger,
       onForwardingError: () => this.metrics.forwardingErrors++,
+      authorize: (app, stream, auth) => {
+        if (auth === undefined) return false;
+        const given = Buffer.from(auth);
+        const wanted = Buffer.from(this.#ovtProof(app, stream));
+        return given.length === wanted.length && timingSafeEqual(given, wanted);
+      },
     });
     this.ovt = server(config.ovt.port);
     try {
@@ -256,6 +280,15 @@ export class Kiln {
       await this.ovt.start();
       this.logger.warn({ port: this.ovt.port }, `OVT port ${config.ovt.port} is in use: listening on ${this.ovt.port} instead (KILN_OVT_PORT chooses one)`);
     }
+  }
+
+  /**
+   * Proves this node is one of its cluster to OVT origins (apps whose playback needs a token): an
+   * HMAC of `app/stream` with a key derived from the signing key the cluster's nodes share.
+   */
+  #ovtProof(app: string, stream: string): string {
+    this.#ovtKey ??= deriveKey(this.#signingKeyValue!, 'ovt-relay');
+    return createHmac('sha256', this.#ovtKey).update(`${app}/${stream}`).digest('base64url');
   }
 
   /** What other nodes of the cluster ask of this one: closing what it holds. */
@@ -313,17 +346,16 @@ export class Kiln {
   async #signingKey(store: Store): Promise<Buffer> {
     const kept = await store.getSetting('signing_key');
     if (kept && /^[0-9a-f]{64}$/.test(kept)) return Buffer.from(kept, 'hex');
-    const key = randomBytes(32);
-    await store.setSetting('signing_key', key.toString('hex'));
-    return key;
+    // Claimed, not set: nodes starting together on an empty database all get the first one's key.
+    const key = kept ? randomBytes(32).toString('hex') : await store.claimSetting('signing_key', randomBytes(32).toString('hex'));
+    if (kept) await store.setSetting('signing_key', key);
+    return Buffer.from(key, 'hex');
   }
 
   async #generatedToken(store: Store): Promise<string> {
     const existing = await store.getSetting('generated_access_token');
     if (existing) return existing;
-    const token = `kiln:${randomBytes(18).toString('base64url')}`;
-    await store.setSetting('generated_access_token', token);
-    return token;
+    return store.claimSetting('generated_access_token', `kiln:${randomBytes(18).toString('base64url')}`);
   }
 
   /** Closes every session, then the listeners and the store; resolves when all are gone. */

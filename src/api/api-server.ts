@@ -25,7 +25,7 @@ import { maxScaleOpenApi } from './maxscale/openapi.ts';
 import { signalWireOpenApi } from './signalwire/openapi.ts';
 import type { Cluster } from '../cluster/cluster.ts';
 import { errors } from '../core/errors.ts';
-import { FORWARDED_HEADER, type ForwardedAnswer, type ForwardedCall } from './forward.ts';
+import { FORWARDED_HEADER, FORWARDED_SECRET, type ForwardedAnswer, type ForwardedCall } from './forward.ts';
 
 export interface ApiServerOptions {
   host: string;
@@ -121,7 +121,7 @@ export class ApiServer {
 
   /** Runs a control call another node forwarded (cluster mode) through this node's own routes. */
   async runForwarded(call: ForwardedCall): Promise<ForwardedAnswer> {
-    const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: FORWARDED_SECRET };
     if (call.authorization) headers.authorization = call.authorization;
     if (call.body !== undefined) headers['content-type'] = 'application/json';
     const res = await this.app.inject({ method: call.method as 'GET', url: call.url, headers, payload: call.body });

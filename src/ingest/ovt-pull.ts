@@ -25,6 +25,8 @@ export interface OvtPullOptions {
   noInputTimeoutMs: number;
   logger: Logger;
   onForwardingError?: (err: unknown) => void;
+  /** Proves to the origin that this node is of its cluster (see OvtRequest's `auth`). */
+  auth?: (app: string, stream: string) => string;
 }
 
 const NO_EXTENSIONS: never[] = [];
@@ -95,6 +97,7 @@ export class OvtPull {
     conn.client = new OvtClient({
       url,
       timeoutMs: this.#options.timeoutMs,
+      auth: this.#options.auth,
       onMedia: (record) => this.#onMedia(conn, record),
       onStop: (message) => this.#end(conn, 'stream-ended', `the origin ended the stream: ${message}`),
       onClose: (err) => this.#end(conn, 'connection-failed', err ? err.message : 'the origin closed the connection'),

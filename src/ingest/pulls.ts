@@ -36,6 +36,12 @@ export interface PullManagerOptions {
   errorCounter?: { forwardingErrors: number };
   /** A relay (see `relay()`) with no players for this long is dropped, ms. Default 2000. */
   relayGraceMs?: number;
+  /** Proves to OVT origins of this cluster that this node is one of its nodes (protected apps). */
+  ovtAuth?: (app: string, stream: string) => string;
+  /** This node: the persistent pulls it makes are its own to restore. */
+  nodeId?: string;
+  /** Whether other nodes share the store (cluster mode): a restart restores this node's pulls only. Default false. */
+  shared?: boolean;
 }
 
 /** What `relay()` pulls, and under which name. */
@@ -193,6 +199,7 @@ export class PullManager {
     return new OvtPull({
       urls,
       session,
+      auth: this.#options.ovtAuth,
       timeoutMs: this.#options.timeoutMs,
       noInputTimeoutMs,
       logger: this.#options.logger,
@@ -239,7 +246,10 @@ export class PullManager {
   async #created(request: PullRequest, stream: Stream, properties: PullProperties, persist: boolean): Promise<Stream> {
     if (!properties.persistent) this.#watchUnused(stream, properties.unusedStreamDeletionTimeoutMs);
     if (persist && properties.persistent) {
-      await this.#options.store.putPullStream({ vhost: request.vhost, app: request.app, name: request.name, urls: request.urls, properties: request.properties, createdAt: new Date().toISOString() });
+      await this.#options.store.putPullStream({
+        vhost: request.vhost, app: request.app, name: request.name, urls: request.urls, properties: request.properties,
+        createdAt: new Date().toISOString(), nodeId: this.#options.nodeId ?? '',
+      });
     }
     if (properties.persistent) {
       stream.once('close', (reason) => {
@@ -318,7 +328,8 @@ export class PullManager {
 
   /** Recreates the persistent pull streams of the store, retrying in the background until each works. */
   async restore(): Promise<void> {
-    const records = await this.#options.store.listPullStreams();
+    // In a cluster, each node restores the pulls it made (one pull per source, under one name).
+    const records = await this.#options.store.listPullStreams(this.#options.shared ? this.#options.nodeId : undefined);
     for (const record of records) this.#restore(record, 0);
   }
 

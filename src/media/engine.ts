@@ -51,6 +51,8 @@ export interface RemoteStreams {
   has(vhost: string, app: string, name: string): Promise<boolean>;
   /** Brings the stream to this node when another has it; resolves either way. */
   bring(vhost: string, app: string, name: string): Promise<void>;
+  /** Whether another node has a session of this id (a viewer's chosen session name is the cluster's). */
+  hasSession(id: string): Promise<boolean>;
 }
 
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
@@ -111,8 +113,14 @@ export class MediaEngine {
     return application && !application.settings.rooms && !application.streams.has(streamName) ? application : undefined;
   }
 
-  /** Lets another node's stream come here before a viewer asks for it. */
-  async #ensureStream(app: string, streamName: string): Promise<void> {
+  /**
+   * Lets another node's stream come here before a viewer asks for it; SESSION_EXISTS when the
+   * viewer's chosen session name is taken on another node.
+   */
+  async #ensureStream(app: string, streamName: string, sessionName: string | undefined): Promise<void> {
+    if (this.#remote && sessionName !== undefined && NAME.test(sessionName) && await this.#remote.hasSession(sessionName)) {
+      throw errors.sessionExists(sessionName);
+    }
     const application = this.#sharedApp(app, streamName);
     if (application) await this.#remote!.bring(application.vhost, application.name, streamName);
   }
@@ -247,7 +255,7 @@ export class MediaEngine {
 
   /** WHEP: answers a viewer's offer. `sessionName` names the session (`?session=`), else a UUID. */
   async play(app: string, streamName: string, offer: string, sessionName: string | undefined, client: ClientInfo): Promise<{ session: Session; answer: string }> {
-    await this.#ensureStream(app, streamName);
+    await this.#ensureStream(app, streamName, sessionName);
     const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
     try {
       const answer = await player.answer(offer);
@@ -266,7 +274,7 @@ export class MediaEngine {
     accept: (answer: string) => Promise<void>;
     addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
-    await this.#ensureStream(app, streamName);
+    await this.#ensureStream(app, streamName, sessionName);
     const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
     try {
       const offer = await player.offer();

@@ -13,6 +13,8 @@ export interface PullStreamRecord {
   /** The pull properties as given (JSON object). */
   properties: Record<string, unknown>;
   createdAt: string;
+  /** The node that pulls it (and restores it after a restart). */
+  nodeId: string;
 }
 
 /** One room session as kept in history (SPEC.md §1); dates are ISO 8601 strings. */
@@ -146,7 +148,13 @@ export interface Store {
   /** A named setting (e.g. the generated credential), or undefined. */
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
-  listPullStreams(): Promise<PullStreamRecord[]>;
+  /**
+   * Sets `key` to `value` unless it is set already; returns the value in force, so that nodes doing
+   * this at once all get the first one's.
+   */
+  claimSetting(key: string, value: string): Promise<string>;
+  /** Persistent pulls; of one node when given. */
+  listPullStreams(nodeId?: string): Promise<PullStreamRecord[]>;
   /** Inserts or replaces the record of (vhost, app, name). */
   putPullStream(record: PullStreamRecord): Promise<void>;
   deletePullStream(vhost: string, app: string, name: string): Promise<void>;

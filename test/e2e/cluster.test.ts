@@ -127,6 +127,15 @@ describe('three nodes on one PostgreSQL', () => {
     assert.equal(await waitFor(() => pcState(player, 'kilnPlayer'), (s) => s === 'closed' || s === 'failed' || s === 'disconnected', 10_000) !== 'connected', true);
     assert.equal((await call(nodes.c, `/v1/sessions/${playerId}`)).status, 404);
     await player.close();
+    // The same through MaxScale's API.
+    player = await chromium.browser.newPage();
+    await player.goto(`${nodes.b.signalingUrl}/play.html?autostart=1&stream=cam&session=viewer-b-2`);
+    await waitFor(() => inboundStats(player, 'kilnPlayer'), (s) => s.framesDecoded > 5, 20_000);
+    const destroyed = await call(nodes.c, '/v1/sessions/viewer-b-2', 'DELETE');
+    assert.equal(destroyed.status, 204);
+    assert.equal((await call(nodes.a, '/v1/sessions/viewer-b-2')).status, 404);
+    assert.notEqual(await waitFor(() => pcState(player, 'kilnPlayer'), (s) => s !== 'connected', 10_000), 'connected');
+    await player.close();
   });
 
   test('the stream deleted through C: A\'s publisher is closed', async () => {
@@ -227,6 +236,11 @@ describe('three nodes on one PostgreSQL', () => {
     const ome = await call(nodes.b, '/v1/vhosts/default/apps/app/streams');
     assert.equal(ome.status, 503);
     assert.equal(ome.body.statusCode, 503, 'OME\'s error shape');
+    const openvidu = await call(nodes.c, '/api/sessions', 'GET', undefined, `Basic ${Buffer.from(`OPENVIDUAPP:${nodes.c.password}`).toString('base64')}`);
+    assert.deepEqual([openvidu.status, openvidu.body.status], [503, 503], 'OpenVidu\'s error shape');
+    const signalwire = await call(nodes.c, '/api/video/rooms');
+    assert.equal(signalwire.status, 503);
+    assert.deepEqual(signalwire.body, { error: 'Service Unavailable' }, 'SignalWire\'s error shape');
     const before = (await inboundStats(player, 'kilnPlayer')).framesDecoded;
     await sleep(Math.max(0, 5_000 - (Date.now() - pausedAt)));
     const during = (await inboundStats(player, 'kilnPlayer')).framesDecoded;

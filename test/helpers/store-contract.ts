@@ -64,6 +64,13 @@ export async function grantsContract(store: Store): Promise<void> {
  */
 export async function nodeScopeContract(store: Store): Promise<void> {
   const at = '2026-02-01T00:00:00.000Z';
+  await store.putPullStream({ vhost: 'default', app: 'app', name: 'cam-a', urls: ['rtsp://a/1'], properties: {}, createdAt: at, nodeId: 'node-a' });
+  await store.putPullStream({ vhost: 'default', app: 'app', name: 'cam-b', urls: ['rtsp://b/1'], properties: {}, createdAt: at, nodeId: 'node-b' });
+  assert.deepEqual((await store.listPullStreams('node-b')).map((p) => [p.name, p.nodeId]), [['cam-b', 'node-b']]);
+  assert.equal((await store.listPullStreams()).length, 2);
+  // A claimed setting keeps its first value.
+  assert.equal(await store.claimSetting('claimed', 'first'), 'first');
+  assert.equal(await store.claimSetting('claimed', 'second'), 'first');
   const session = (id: string, nodeId: string, status: 'in-progress' | null) => ({
     id, roomId: null, name: id, settings: {}, openvidu: null, status, createdAt: at, updatedAt: at,
     startTime: status ? at : null, endTime: null, endReason: null, nodeId,

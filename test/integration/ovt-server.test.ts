@@ -21,21 +21,23 @@ import { encodeRequest, parseResponse, type OvtResponse } from '../../src/protoc
 import { waitFor } from '../helpers/browser.ts';
 
 const logger = pino({ level: 'silent' });
-const catalog = new Catalog([{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }, { name: 'rooms', playbackRequiresToken: false, rooms: true }] }]);
+const catalog = new Catalog([{ name: 'default', apps: [
+  { name: 'app', playbackRequiresToken: false }, { name: 'rooms', playbackRequiresToken: false, rooms: true }, { name: 'private', playbackRequiresToken: true },
+] }]);
 const forwarders = new Map<Stream, Forwarder>();
 const engine = { forwarderOf: (s: Stream) => (s.closed ? undefined : forwarders.get(s)) };
 let server: OvtServer;
 let keyFrameRequests = 0;
 
 /** A published stream with a VP8 and an Opus track, as a WHIP publisher's forwarder has them. */
-function publish(name: string): { stream: Stream; forwarder: Forwarder; session: Session } {
-  const session = new Session({ kind: 'publisher', protocol: 'whip', vhost: 'default', app: 'app', stream: name, remoteAddress: '127.0.0.1', remotePort: 1 });
+function publish(name: string, app = 'app'): { stream: Stream; forwarder: Forwarder; session: Session } {
+  const session = new Session({ kind: 'publisher', protocol: 'whip', vhost: 'default', app, stream: name, remoteAddress: '127.0.0.1', remotePort: 1 });
   const forwarder = new Forwarder({ requestKeyFrame: () => keyFrameRequests++, counters: session.counters, keyFrameIntervalMs: 0 });
   forwarder.addTrack('video', new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback: [useNACK(), usePLI()] }));
   forwarder.addTrack('audio', new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, parameters: 'minptime=10;useinbandfec=1' }));
   forwarder.tracks[0].info.width = 640;
   forwarder.tracks[0].info.height = 480;
-  const stream = catalog.createStream(catalog.app('default', 'app'), name, 'WebRTC', session);
+  const stream = catalog.createStream(catalog.app('default', app), name, 'WebRTC', session);
   stream.tracks = forwarder.tracks.map((t) => t.info);
   session.setTeardown(() => forwarder.close());
   forwarders.set(stream, forwarder);
@@ -46,7 +48,7 @@ function packet(seq: number, ts: number, marker: boolean, payload: Buffer): Medi
   return { header: { sequenceNumber: seq, timestamp: ts, marker, extension: false, extensions: [] }, payload };
 }
 
-function pullOf(name: string, options: { noInputTimeoutMs?: number; urls?: string[] } = {}): OvtPull {
+function pullOf(name: string, options: { noInputTimeoutMs?: number; urls?: string[]; auth?: (app: string, stream: string) => string } = {}): OvtPull {
   const session = new Session({ kind: 'pull', protocol: 'ovt', vhost: 'default', app: 'app', stream: name, remoteAddress: '127.0.0.1', remotePort: server.port });
   const pull = new OvtPull({
     urls: options.urls ?? [`ovt://127.0.0.1:${server.port}/app/${name}`],
@@ -54,6 +56,7 @@ function pullOf(name: string, options: { noInputTimeoutMs?: number; urls?: strin
     timeoutMs: 2000,
     noInputTimeoutMs: options.noInputTimeoutMs ?? 10_000,
     logger,
+    auth: options.auth,
   });
   session.setTeardown(() => pull.close());
   return pull;
@@ -76,7 +79,10 @@ async function rawPeer(): Promise<{ socket: Socket; responses: OvtResponse[]; me
 }
 
 before(async () => {
-  server = new OvtServer({ host: '127.0.0.1', port: 0, catalog, engine, logger, idleTimeoutMs: 1500, maxBacklogBytes: 256 * 1024, stallTimeoutMs: 1000 });
+  server = new OvtServer({
+    host: '127.0.0.1', port: 0, catalog, engine, logger, idleTimeoutMs: 1500, maxBacklogBytes: 256 * 1024, stallTimeoutMs: 1000,
+    authorize: (app, stream, auth) => auth === `proof:${app}/${stream}`,
+  });
   await server.start();
 });
 after(async () => {
@@ -207,6 +213,18 @@ describe('an edge pulls a stream from the origin', () => {
     assert.equal(failover.currentUrl, `ovt://127.0.0.1:${server.port}/app/second`);
     failover.session.close('client-left');
   });
+});
+
+test('an app whose playback needs a token is relayed only to an edge that proves it is of the cluster', async () => {
+  const { session } = publish('secret', 'private');
+  const url = `ovt://127.0.0.1:${server.port}/private/secret`;
+  await assert.rejects(pullOf('secret', { urls: [url] }).open(), /403/);
+  await assert.rejects(pullOf('secret', { urls: [url], auth: () => 'forged' }).open(), /403/);
+  const pull = pullOf('secret', { urls: [url], auth: (app, stream) => `proof:${app}/${stream}` });
+  await pull.open();
+  assert.equal(pull.tracks.length, 2);
+  pull.close();
+  session.close('client-left');
 });
 
 describe('the origin stays up whatever a peer does', () => {

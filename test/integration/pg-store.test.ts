@@ -160,10 +160,10 @@ const script: Step[] = [
   ['set setting again', (s) => s.setSetting('credential', 'admin:other')],
   ['read setting', (s) => s.getSetting('credential')],
   ['pull streams', async (s) => {
-    await s.putPullStream({ vhost: 'default', app: 'app', name: 'b', urls: ['rtsp://u:p@h/1'], properties: { retry: 3 }, createdAt: t(2) });
-    await s.putPullStream({ vhost: 'default', app: 'app', name: 'a', urls: ['rtsp://h/2', 'rtsp://h/3'], properties: {}, createdAt: t(1) });
-    await s.putPullStream({ vhost: 'default', app: 'app', name: 'c', urls: [], properties: { x: { y: [1] } }, createdAt: t(3) });
-    await s.putPullStream({ vhost: 'default', app: 'app', name: 'b', urls: ['rtsp://h/replaced'], properties: { retry: 4 }, createdAt: t(4) });
+    await s.putPullStream({ vhost: 'default', app: 'app', name: 'b', urls: ['rtsp://u:p@h/1'], properties: { retry: 3 }, createdAt: t(2), nodeId: 'node-a' });
+    await s.putPullStream({ vhost: 'default', app: 'app', name: 'a', urls: ['rtsp://h/2', 'rtsp://h/3'], properties: {}, createdAt: t(1), nodeId: 'node-a' });
+    await s.putPullStream({ vhost: 'default', app: 'app', name: 'c', urls: [], properties: { x: { y: [1] } }, createdAt: t(3), nodeId: 'node-a' });
+    await s.putPullStream({ vhost: 'default', app: 'app', name: 'b', urls: ['rtsp://h/replaced'], properties: { retry: 4 }, createdAt: t(4), nodeId: 'node-a' });
     await s.deletePullStream('default', 'app', 'c');
     await s.deletePullStream('default', 'app', 'missing');
     return s.listPullStreams();
@@ -346,6 +346,9 @@ test('nodes opening an empty database at once all succeed and the schema is appl
     } finally {
       await client.end();
     }
+    // Nodes claiming one setting at once (the signing key at first start) all get the same value.
+    const claims = await Promise.all(stores.map((s, i) => s.claimSetting('signing_key', `key-${i}`)));
+    assert.equal(new Set(claims).size, 1, claims.join(', '));
     await stores[0].setSetting('k', 'v');
     assert.equal(await stores[3].getSetting('k'), 'v');
   } finally {

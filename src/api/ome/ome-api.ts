@@ -127,7 +127,8 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
     const found = await findStream(vhost, app, stream);
     // The origin ends it; its relays end with it.
     if (found.remote) await cluster!.request(found.remote.nodeId, 'delete-stream', { vhost, app, name: stream });
-    else found.local!.close('kicked');
+    // This node's relay of it ends now too (not when the origin's stop reaches it).
+    found.local?.close('kicked');
     return ok();
   });
   scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream/sessions', async (request) => {

@@ -17,7 +17,7 @@ import type { Recordings } from '../../recording/recordings.ts';
 import { recordingUrl } from '../../recording/file-route.ts';
 import type { RecordingRecord } from '../../store/store.ts';
 import type { Cluster } from '../../cluster/cluster.ts';
-import { forwardCall, isForwarded } from '../forward.ts';
+import { forwardCall, isForwarded, liveNode } from '../forward.ts';
 
 export interface OpenViduApiOptions {
   rooms: Rooms;
@@ -83,12 +83,14 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
   const show = (r: RecordingRecord) => recordingJson(r, freeAccess, publicUrl);
   /** The node to hand this call to: the holder of room session `sessionId`, when not this node. */
   const sessionHolder = async (request: FastifyRequest, sessionId: string): Promise<string | undefined> =>
-    cluster && !isForwarded(request) && !rooms.find(sessionId) ? rooms.holderOf(sessionId) : undefined;
+    cluster && !isForwarded(request) && !rooms.find(sessionId) ? liveNode(cluster, await rooms.holderOf(sessionId)) : undefined;
   /** The node to hand this call to: the one whose disk has recording `id`, when not this node. */
   const recordingHolder = async (request: FastifyRequest, id: string): Promise<string | undefined> => {
     if (!cluster || isForwarded(request)) return undefined;
     const record = await recordings.get(id);
-    return record && record.id === id && record.nodeId !== cluster.nodeId ? record.nodeId : undefined;
+    if (!record || record.id !== id || record.nodeId === cluster.nodeId) return undefined;
+    if (!(await liveNode(cluster, record.nodeId))) throw errors.unavailable(`Recording ${id} is kept by node ${record.nodeId}, which is not running`);
+    return record.nodeId;
   };
 
   scope.addHook('onRequest', async (request: FastifyRequest) => {

@@ -14,7 +14,7 @@ import { firstQueryValues, parseAnyTypeAsJson, requestBaseUrl } from '../../http
 import { roleOfGrant } from '../../rooms/grants.ts';
 import type { Rooms } from '../../rooms/rooms.ts';
 import type { Cluster } from '../../cluster/cluster.ts';
-import { forwardCall, isForwarded } from '../forward.ts';
+import { forwardCall, isForwarded, liveNode } from '../forward.ts';
 import type { RecordingRecord, RoomRecord, Store } from '../../store/store.ts';
 import type { Recordings } from '../../recording/recordings.ts';
 import { recordingUrl, type RecordingLinks } from '../../recording/file-route.ts';
@@ -154,7 +154,7 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
   const { rooms, store, credentials, pageTokens, cluster } = options;
   /** The node to hand this call to: the one holding the room's session in progress, when not this one. */
   const roomHolder = async (request: FastifyRequest, roomId: string): Promise<string | undefined> =>
-    cluster && !isForwarded(request) ? rooms.roomHolder(roomId) : undefined;
+    cluster && !isForwarded(request) ? liveNode(cluster, await rooms.roomHolder(roomId)) : undefined;
   const price = options.pricePerMemberMinute;
 
   scope.addHook('onRequest', async (request) => {
@@ -337,7 +337,10 @@ export async function registerSignalWireApi(scope: FastifyInstance, options: Sig
 
   scope.delete<{ Params: { id: string } }>('/room_recordings/:id', async (request, reply) => {
     const record = await findRecording(request.params.id);
-    if (cluster && !isForwarded(request) && record.nodeId !== cluster.nodeId) return forwardCall(cluster, record.nodeId, request, reply);
+    if (cluster && !isForwarded(request) && record.nodeId !== cluster.nodeId) {
+      if (!(await liveNode(cluster, record.nodeId))) throw errors.unavailable(`The recording is kept by node ${record.nodeId}, which is not running`);
+      return forwardCall(cluster, record.nodeId, request, reply);
+    }
     await options.recordings.delete(record.id);
     return reply.code(204).send();
   });

@@ -21,6 +21,8 @@ export interface OvtClientOptions {
   onStop: (message: string) => void;
   /** The connection is gone (not after `close()`); `err` says why when it broke. */
   onClose: (err: Error | undefined) => void;
+  /** Proves to the origin that this edge is a node of its cluster (Kiln's `auth`, see OvtRequest). */
+  auth?: (app: string, stream: string) => string;
 }
 
 /** Why a request failed, worded for the API's 502 (`connection refused`, `describe answered 404: …`). */
@@ -150,7 +152,8 @@ export class OvtClient {
     const socket = this.#socket;
     if (!socket || socket.destroyed || !socket.writable) return;
     // As OME's provider: the URL as given is the target.
-    socket.write(encodeOvtPackets(OVT_MESSAGE_REQUEST, encodeRequest({ id, application, target: this.#options.url })));
+    const auth = this.#options.auth?.(this.target.app, this.target.stream);
+    socket.write(encodeOvtPackets(OVT_MESSAGE_REQUEST, encodeRequest({ id, application, target: this.#options.url, ...(auth ? { auth } : {}) })));
   }
 
   #onMessage(type: number, message: Buffer): void {

@@ -44,6 +44,11 @@ export interface OvtServerOptions {
   maxConnections?: number;
   /** Told of a packet that could not be framed (counted in the metrics). */
   onForwardingError?: (err: unknown) => void;
+  /**
+   * Whether an edge's `auth` proves it a node of this cluster, for apps whose playback asks for a
+   * token (refused to any edge without it).
+   */
+  authorize?: (app: string, stream: string, auth: string | undefined) => boolean;
 }
 
 /** Requests and responses are small: a longer message is a broken or hostile peer. */
@@ -246,6 +251,10 @@ class OvtConnection {
     }
     if (app.settings.rooms) {
       this.#respond(request.id, request.application, 403, `The app ${app.name} holds room media: it is not relayed`);
+      return undefined;
+    }
+    if (app.settings.playbackRequiresToken && !(this.#options.authorize?.(target.app, target.stream, request.auth) ?? false)) {
+      this.#respond(request.id, request.application, 403, `The app ${app.name} needs a token for playback: only the nodes of its cluster relay it`);
       return undefined;
     }
     const stream = app.streams.get(target.stream);

@@ -31,6 +31,12 @@ export interface OvtRequest {
   id: number;
   application: OvtApplication;
   target: string;
+  /**
+   * Kiln's addition: a proof that the edge is a node of the origin's cluster (an HMAC of the
+   * target's `app/stream` with a key the cluster shares), needed for apps whose playback asks for
+   * a token.
+   */
+  auth?: string;
 }
 
 export interface OvtResponse {
@@ -84,7 +90,9 @@ export function parseRequest(message: Buffer): OvtRequest {
   }
   const app = application.toLowerCase();
   if (!APPLICATIONS.has(app)) throw new OvtSignalingError('Unknown application');
-  return { id, application: app as OvtApplication, target };
+  const request: OvtRequest = { id, application: app as OvtApplication, target };
+  if (typeof json.auth === 'string' && json.auth.length <= 256) request.auth = json.auth;
+  return request;
 }
 
 /** Reads a response as OME's provider does; throws OvtSignalingError naming what is missing. */

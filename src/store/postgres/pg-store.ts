@@ -72,6 +72,7 @@ const MIGRATIONS: string[] = [
    CREATE INDEX recordings_status ON recordings (status)`,
   // Cluster mode: who holds what, the nodes, and the live state each node mirrors (src/cluster).
   `ALTER TABLE room_sessions ADD COLUMN node_id text COLLATE "C" NOT NULL DEFAULT '';
+   ALTER TABLE pull_streams ADD COLUMN node_id text COLLATE "C" NOT NULL DEFAULT '';
    CREATE INDEX room_sessions_node ON room_sessions (node_id, status);
    ALTER TABLE recordings ADD COLUMN node_id text COLLATE "C" NOT NULL DEFAULT '';
    CREATE TABLE cluster_nodes (
@@ -259,18 +260,28 @@ export class PgStore implements Store {
     );
   }
 
-  async listPullStreams(): Promise<PullStreamRecord[]> {
-    const { rows } = await this.#query<{ vhost: string; app: string; name: string; urls: string; properties: string; created_at: string }>(
-      'SELECT vhost, app, name, urls, properties, created_at FROM pull_streams ORDER BY created_at, vhost, app, name',
+  async claimSetting(key: string, value: string): Promise<string> {
+    await this.#query('INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING', [key, value, new Date().toISOString()]);
+    return (await this.getSetting(key))!;
+  }
+
+  async listPullStreams(nodeId?: string): Promise<PullStreamRecord[]> {
+    const { rows } = await this.#query<{ vhost: string; app: string; name: string; urls: string; properties: string; created_at: string; node_id: string }>(
+      `SELECT vhost, app, name, urls, properties, created_at, node_id FROM pull_streams WHERE ($1::text IS NULL OR node_id = $1)
+       ORDER BY created_at, vhost, app, name`,
+      [nodeId ?? null],
     );
-    return rows.map((r) => ({ vhost: r.vhost, app: r.app, name: r.name, urls: JSON.parse(r.urls), properties: JSON.parse(r.properties), createdAt: r.created_at }));
+    return rows.map((r) => ({
+      vhost: r.vhost, app: r.app, name: r.name, urls: JSON.parse(r.urls), properties: JSON.parse(r.properties), createdAt: r.created_at, nodeId: r.node_id,
+    }));
   }
 
   async putPullStream(r: PullStreamRecord): Promise<void> {
     await this.#query(
-      `INSERT INTO pull_streams (vhost, app, name, urls, properties, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (vhost, app, name) DO UPDATE SET urls = EXCLUDED.urls, properties = EXCLUDED.properties, created_at = EXCLUDED.created_at`,
-      [r.vhost, r.app, r.name, JSON.stringify(r.urls), JSON.stringify(r.properties), r.createdAt],
+      `INSERT INTO pull_streams (vhost, app, name, urls, properties, created_at, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (vhost, app, name) DO UPDATE SET urls = EXCLUDED.urls, properties = EXCLUDED.properties, created_at = EXCLUDED.created_at,
+         node_id = EXCLUDED.node_id`,
+      [r.vhost, r.app, r.name, JSON.stringify(r.urls), JSON.stringify(r.properties), r.createdAt, r.nodeId],
     );
   }
 

@@ -59,6 +59,7 @@ const MIGRATIONS: string[] = [
    CREATE INDEX recordings_session ON recordings (room_session_id, created_at);
    CREATE INDEX recordings_status ON recordings (status)`,
   `ALTER TABLE room_sessions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+   ALTER TABLE pull_streams ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
    ALTER TABLE recordings ADD COLUMN node_id TEXT NOT NULL DEFAULT ''`,
 ];
 
@@ -144,17 +145,23 @@ export class SqliteStore implements Store {
       .run(key, value, new Date().toISOString());
   }
 
-  async listPullStreams(): Promise<PullStreamRecord[]> {
-    const rows = this.#db.prepare('SELECT vhost, app, name, urls, properties, created_at FROM pull_streams ORDER BY created_at').all() as {
-      vhost: string; app: string; name: string; urls: string; properties: string; created_at: string;
+  async claimSetting(key: string, value: string): Promise<string> {
+    this.#db.prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING').run(key, value, new Date().toISOString());
+    return (await this.getSetting(key))!;
+  }
+
+  async listPullStreams(nodeId?: string): Promise<PullStreamRecord[]> {
+    const rows = this.#db.prepare(`SELECT vhost, app, name, urls, properties, created_at, node_id FROM pull_streams
+      WHERE (? IS NULL OR node_id = ?) ORDER BY created_at`).all(nodeId ?? null, nodeId ?? null) as {
+      vhost: string; app: string; name: string; urls: string; properties: string; created_at: string; node_id: string;
     }[];
-    return rows.map((r) => ({ vhost: r.vhost, app: r.app, name: r.name, urls: JSON.parse(r.urls), properties: JSON.parse(r.properties), createdAt: r.created_at }));
+    return rows.map((r) => ({ vhost: r.vhost, app: r.app, name: r.name, urls: JSON.parse(r.urls), properties: JSON.parse(r.properties), createdAt: r.created_at, nodeId: r.node_id }));
   }
 
   async putPullStream(record: PullStreamRecord): Promise<void> {
     this.#db
-      .prepare('INSERT OR REPLACE INTO pull_streams (vhost, app, name, urls, properties, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(record.vhost, record.app, record.name, JSON.stringify(record.urls), JSON.stringify(record.properties), record.createdAt);
+      .prepare('INSERT OR REPLACE INTO pull_streams (vhost, app, name, urls, properties, created_at, node_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(record.vhost, record.app, record.name, JSON.stringify(record.urls), JSON.stringify(record.properties), record.createdAt, record.nodeId);
   }
 
   async deletePullStream(vhost: string, app: string, name: string): Promise<void> {
