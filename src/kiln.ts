@@ -235,9 +235,12 @@ export class Kiln {
         }
       });
       this.engine.setRemoteStreams({
-        has: async (vhost, app, name) => (await cluster.remoteStreams(vhost, app, name)).length > 0,
-        hasSession: async (id) => (await cluster.remoteSession(id)) !== undefined,
+        // Without its database a node goes on publishing and playing its own streams: names are
+        // not checked against other nodes, and streams of other nodes are not found.
+        has: async (vhost, app, name) => cluster.available && (await cluster.remoteStreams(vhost, app, name)).length > 0,
+        hasSession: async (id) => cluster.available && (await cluster.remoteSession(id)) !== undefined,
         bring: async (vhost, app, name) => {
+          if (!cluster.available) return;
           const [origin] = await cluster.remoteStreams(vhost, app, name);
           const node = origin && await cluster.node(origin.nodeId);
           if (!node || node.state !== 'alive') return;
