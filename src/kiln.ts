@@ -57,6 +57,7 @@ export class Kiln {
   accessTokens: string[] = [];
   #stopping: Promise<void> | undefined;
   #signingKeyValue: Buffer | undefined;
+  readonly #startedAt = new Date();
   #ovtKey: Buffer | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #sampler: NodeJS.Timeout | undefined;
@@ -210,6 +211,8 @@ export class Kiln {
       metricsRequireAuth: config.metricsRequireAuth,
       cluster: this.cluster,
       nodeId: config.nodeId,
+      ovtConnections: () => this.ovt?.connections ?? 0,
+      servers: async () => this.cluster ? this.cluster.nodes() : [this.#selfView(config)],
       logger: this.logger,
     });
     this.#handleCommands();
@@ -283,6 +286,22 @@ export class Kiln {
       await this.ovt.start();
       this.logger.warn({ port: this.ovt.port }, `OVT port ${config.ovt.port} is in use: listening on ${this.ovt.port} instead (KILN_OVT_PORT chooses one)`);
     }
+  }
+
+  /** This node as the registry would show it (the `servers` of a node running alone). */
+  #selfView(config: KilnConfig) {
+    let streams = 0;
+    for (const vhost of this.catalog.vhosts.values()) for (const app of vhost.apps.values()) streams += app.streams.size;
+    return {
+      id: config.nodeId,
+      state: 'alive' as const,
+      publicUrl: config.publicUrl,
+      apiUrl: advertisedUrl(config.tls ? 'https' : 'http', config.api.host, this.api?.port ?? config.api.port, config.publicUrl),
+      ovtUrl: advertisedUrl('ovt', config.ovt.host, this.ovt?.port ?? config.ovt.port, config.publicUrl),
+      startedAt: this.#startedAt,
+      heartbeatAt: new Date(),
+      load: { sessions: this.catalog.sessions.size, streams, rss: process.memoryUsage.rss() },
+    };
   }
 
   /**

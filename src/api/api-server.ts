@@ -19,6 +19,7 @@ import type { Rooms } from '../rooms/rooms.ts';
 import type { Recordings } from '../recording/recordings.ts';
 import type { RecordingLinks } from '../recording/file-route.ts';
 import { renderMetrics, type Metrics } from './metrics.ts';
+import type { ServerView } from './maxscale/resources.ts';
 import { omeOpenApi } from './ome/openapi.ts';
 import { openViduOpenApi } from './openvidu/openapi.ts';
 import { maxScaleOpenApi } from './maxscale/openapi.ts';
@@ -57,6 +58,10 @@ export interface ApiServerOptions {
   cluster?: Cluster;
   /** This node (KILN_NODE_ID). */
   nodeId: string;
+  /** OVT connections of other nodes to this one (metrics). */
+  ovtConnections?: () => number;
+  /** The nodes (MaxScale `servers`): the cluster's registry, or this node alone. */
+  servers: () => Promise<ServerView[]>;
   logger: Logger;
 }
 
@@ -100,12 +105,13 @@ export class ApiServer {
       if (this.#options.metricsRequireAuth && !credentials.basic(request.headers.authorization)) {
         return reply.code(401).header('WWW-Authenticate', 'Basic realm="Kiln"').type('text/plain').send('Unauthorized\n');
       }
-      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics));
+      const clusterMetrics = cluster && { databaseUp: cluster.available, ovtConnections: this.#options.ovtConnections?.() ?? 0 };
+      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics, clusterMetrics));
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls, cluster }), { prefix: '/v1' });
     app.register(async (scope) => registerMaxScaleApi(scope, {
-      catalog, credentials, rooms, cluster, nodeId, remoteRooms: cluster && (() => rooms.otherNodesRoomSessions()),
+      catalog, credentials, rooms, cluster, nodeId, remoteRooms: cluster && (() => rooms.otherNodesRoomSessions()), servers: this.#options.servers,
     }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl, cluster }), { prefix: '/api' });
     app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute, cluster }), { prefix: '/api/video' });

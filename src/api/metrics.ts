@@ -32,9 +32,23 @@ export class Metrics {
 
 const KINDS: SessionKind[] = ['publisher', 'player', 'pull', 'participant'];
 
-export function renderMetrics(catalog: Catalog, metrics: Metrics): string {
+/** What cluster mode adds to the metrics. */
+export interface ClusterMetrics {
+  /** Whether the shared database answers. */
+  databaseUp: boolean;
+  /** OVT connections other nodes (edges) hold to this one. */
+  ovtConnections: number;
+}
+
+export function renderMetrics(catalog: Catalog, metrics: Metrics, cluster?: ClusterMetrics): string {
   let streams = 0;
-  for (const vhost of catalog.vhosts.values()) for (const app of vhost.apps.values()) streams += app.streams.size;
+  let relays = 0;
+  for (const vhost of catalog.vhosts.values()) {
+    for (const app of vhost.apps.values()) {
+      streams += app.streams.size;
+      for (const s of app.streams.values()) if (s.relay) relays++;
+    }
+  }
   const byKind = new Map<SessionKind, number>(KINDS.map((k) => [k, 0]));
   let bytesIn = metrics.closedBytesIn;
   let bytesOut = metrics.closedBytesOut;
@@ -69,6 +83,19 @@ export function renderMetrics(catalog: Catalog, metrics: Metrics): string {
     '# HELP kiln_forwarding_errors_total Packets that could not be forwarded to a client.',
     '# TYPE kiln_forwarding_errors_total counter',
     `kiln_forwarding_errors_total ${metrics.forwardingErrors}`,
+    '# HELP kiln_relays Streams of other nodes relayed to this one over OVT for its viewers.',
+    '# TYPE kiln_relays gauge',
+    `kiln_relays ${relays}`,
   ];
+  if (cluster) {
+    lines.push(
+      '# HELP kiln_cluster_database_up Whether the cluster database answers (1) or not (0).',
+      '# TYPE kiln_cluster_database_up gauge',
+      `kiln_cluster_database_up ${cluster.databaseUp ? 1 : 0}`,
+      '# HELP kiln_ovt_connections OVT connections of other nodes pulling streams from this one.',
+      '# TYPE kiln_ovt_connections gauge',
+      `kiln_ovt_connections ${cluster.ovtConnections}`,
+    );
+  }
   return lines.join('\n') + '\n';
 }

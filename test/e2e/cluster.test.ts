@@ -53,6 +53,7 @@ async function call(node: KilnProcess, path: string, method = 'GET', body?: unkn
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
 }
 
+const metrics = async (node: KilnProcess) => (await fetch(`${node.apiUrl}/metrics`)).text();
 const omeStreams = async (node: KilnProcess) => (await call(node, '/v1/vhosts/default/apps/app/streams')).body.response as string[];
 const maxscaleSessions = async (node: KilnProcess) => {
   const { body } = await call(node, '/v1/sessions');
@@ -110,6 +111,10 @@ describe('three nodes on one PostgreSQL', () => {
     const kinds = sessions.filter((s) => s.attributes.stream === 'cam').map((s) => `${s.attributes.kind}/${s.attributes.protocol}`).sort();
     assert.ok(kinds.includes('publisher/whip') && kinds.includes('player/whep'), `C lists both sessions: ${kinds.join(', ')}`);
     assert.equal(sessions.find((s) => s.id === playerId)?.attributes.node, 'node-b', 'the player, on node B');
+    // One relay on B, one OVT connection to A.
+    assert.match(await metrics(nodes.b), /^kiln_relays 1$/m);
+    assert.match(await metrics(nodes.a), /^kiln_ovt_connections 1$/m);
+    assert.match(await metrics(nodes.a), /^kiln_cluster_database_up 1$/m);
     assert.equal(sessions.find((s) => s.attributes.kind === 'publisher' && s.attributes.stream === 'cam')?.attributes.node, 'node-a');
     // Publishing the name on another node is refused while A has it.
     const taken = await fetch(`${nodes.c.signalingUrl}/app/cam?direction=whip`, {
@@ -165,6 +170,9 @@ describe('three nodes on one PostgreSQL', () => {
     const ended = await waitFor(() => pcState(player, 'kilnPlayer'), (s) => s !== 'connected', 10_000);
     assert.notEqual(ended, 'connected');
     assert.ok(!(await maxscaleSessions(nodes.c)).some((s) => s.attributes.stream === 'cam2'), 'no session of the stream is left');
+    // The registry, as MaxScale servers: A is down.
+    const servers = (await call(nodes.c, '/v1/servers')).body.data as any[];
+    assert.deepEqual(servers.map((x) => [x.id, x.attributes.state]), [['node-a', 'Down'], ['node-b', 'Running'], ['node-c', 'Running']]);
     await player.close();
     await publisher.close();
   });
@@ -233,6 +241,7 @@ describe('three nodes on one PostgreSQL', () => {
     const refused = await waitFor(() => call(nodes.c, '/v1/sessions'), (r) => r.status === 503, 5_000, 200);
     assert.equal(refused.status, 503);
     assert.ok(Array.isArray(refused.body.errors), 'MaxScale\'s error shape');
+    assert.match(await metrics(nodes.c), /^kiln_cluster_database_up 0$/m);
     const ome = await call(nodes.b, '/v1/vhosts/default/apps/app/streams');
     assert.equal(ome.status, 503);
     assert.equal(ome.body.statusCode, 503, 'OME\'s error shape');

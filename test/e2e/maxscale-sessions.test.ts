@@ -244,6 +244,19 @@ describe('MaxScale sessions over live publishers, players, a pull and a room par
     assert.equal(patch.status, 405);
   });
 
+  test('a node alone is one server, Running, with its load', async () => {
+    const { status, body } = await maxscale('/v1/servers');
+    assert.equal(status, 200);
+    assert.equal(body.data.length, 1);
+    const [server] = body.data;
+    assert.equal(server.type, 'servers');
+    assert.equal(server.attributes.state, 'Running');
+    assert.equal(server.attributes.parameters.port, Number(new URL(kiln.apiUrl).port));
+    assert.ok(server.attributes.load.sessions > 0);
+    assert.equal((await maxscale(`/v1/servers/${server.id}`)).body.data.id, server.id);
+    assert.equal((await maxscale('/v1/servers/nobody')).status, 404);
+  });
+
   test('the OpenAPI document describes the MaxScale endpoints', async () => {
     const doc = await (await fetch(`${kiln.apiUrl}/openapi.json`)).json();
     assert.deepEqual(Object.keys(doc.paths['/v1/sessions/{id}']).sort(), ['delete', 'get']);

@@ -15,7 +15,7 @@ import { applyFields, parseBoolean, shapeCollection, type JsonObject, type Query
 import type { Session, SessionView } from '../../core/session.ts';
 import type { Cluster } from '../../cluster/cluster.ts';
 import { RemoteSession } from '../../cluster/snapshots.ts';
-import { serviceResource, ServiceDirectory, sessionResource, type RoomDirectory, type RoomSessionView } from './resources.ts';
+import { serverResource, serviceResource, ServiceDirectory, sessionResource, type RoomDirectory, type RoomSessionView, type ServerView } from './resources.ts';
 
 /** What the MaxScale dialect reads: the live sessions, the credentials, and the open rooms. */
 export interface MaxScaleApiOptions {
@@ -28,6 +28,8 @@ export interface MaxScaleApiOptions {
   nodeId: string;
   /** Cluster mode: the room sessions in progress on other nodes (services of their participants). */
   remoteRooms?: () => Promise<RoomSessionView[]>;
+  /** The nodes (`servers`): the cluster's registry, or this node alone. */
+  servers: () => Promise<ServerView[]>;
 }
 
 /** How long a reverse DNS answer (or its failure) is kept, and how long one may take. */
@@ -206,8 +208,23 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
       oneService(request, reply, `${request.params.vhost}/${request.params.app}`));
   }
 
+  // The nodes, as MaxScale's servers: every node of the cluster (stopped and dead ones too), or this one.
+  for (const url of ['/servers', '/servers/']) {
+    scope.get(url, async (request, reply) => {
+      const base = requestBaseUrl(request);
+      return collection(request, reply, 'servers', `${base}/v1/servers/`, (await options.servers()).map((n) => serverResource(n, base)));
+    });
+  }
+  for (const url of ['/servers/:id', '/servers/:id/']) {
+    scope.get<{ Params: { id: string } }>(url, async (request, reply) => {
+      const node = (await options.servers()).find((n) => n.id === request.params.id);
+      if (!node) throw new KilnError('NOT_FOUND', `Server '${request.params.id}' not found`);
+      return single(request, reply, 'servers', serverResource(node, requestBaseUrl(request)));
+    });
+  }
+
   // What MaxScale has that Kiln does not: a clear answer in the dialect's shape.
-  for (const url of ['/sessions', '/sessions/', '/sessions/:id', '/services', '/services/', '/services/:id', '/services/:vhost/:app']) {
+  for (const url of ['/sessions', '/sessions/', '/sessions/:id', '/services', '/services/', '/services/:id', '/services/:vhost/:app', '/servers', '/servers/', '/servers/:id']) {
     scope.route({
       method: ['POST', 'PUT', 'PATCH', ...(url === '/sessions/:id' ? [] : ['DELETE'])],
       url,
@@ -219,4 +236,5 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   }
   scope.all('/sessions/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
   scope.all('/services/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
+  scope.all('/servers/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
 }

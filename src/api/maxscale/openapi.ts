@@ -106,6 +106,31 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
           links: { type: 'object', properties: { self: { type: 'string', format: 'uri' } } },
         },
       },
+      MaxScaleServer: {
+        type: 'object',
+        required: ['id', 'type', 'links'],
+        description: 'A Kiln node: every node of the cluster (cluster mode), or this node alone',
+        properties: {
+          id: { type: 'string', description: 'The node id (KILN_NODE_ID)' },
+          type: { type: 'string', enum: ['servers'] },
+          attributes: {
+            type: 'object',
+            properties: {
+              state: { type: 'string', enum: ['Running', 'Down'] },
+              parameters: { type: 'object', properties: { address: { type: 'string' }, port: { type: 'integer', nullable: true }, protocol: { type: 'string' } } },
+              statistics: { type: 'object', properties: { connections: { type: 'integer' } } },
+              node_state: { type: 'string', enum: ['alive', 'dead', 'stopped'] },
+              public_url: { type: 'string' },
+              api_url: { type: 'string' },
+              ovt_url: { type: 'string' },
+              started: { type: 'string' },
+              last_heartbeat: { type: 'string', format: 'date-time' },
+              load: { type: 'object', properties: { sessions: { type: 'integer' }, streams: { type: 'integer' }, rss: { type: 'integer' } } },
+            },
+          },
+          links: { type: 'object', properties: { self: { type: 'string', format: 'uri' } } },
+        },
+      },
     },
     paths: {
       '/v1/sessions': {
@@ -139,6 +164,20 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
           summary: 'MaxScale: one service (an app as vhost%2Fapp or vhost/app, or a room by name)',
           parameters: [id, ...common, query('fields[services]', 'Sparse fieldset')],
           responses: { 200: { description: 'OK', ...json(document('MaxScaleService', false)) }, 401: unauthorized, 404: errors },
+        },
+      },
+      '/v1/servers': {
+        get: {
+          summary: 'MaxScale servers: the Kiln nodes (of the cluster, or this one), with their state and load',
+          parameters: collection('servers'),
+          responses: { 200: { description: 'OK', ...json(document('MaxScaleServer', true)) }, 400: errors, 401: unauthorized },
+        },
+      },
+      '/v1/servers/{id}': {
+        get: {
+          summary: 'MaxScale: one node',
+          parameters: [id, ...common, query('fields[servers]', 'Sparse fieldset')],
+          responses: { 200: { description: 'OK', ...json(document('MaxScaleServer', false)) }, 401: unauthorized, 404: errors },
         },
       },
     },

@@ -181,6 +181,55 @@ export function sessionResource(session: SessionView, serviceId: string, base: s
   };
 }
 
+/** A Kiln node as the `servers` resources show it (the cluster's registry, or this node alone). */
+export interface ServerView {
+  id: string;
+  state: 'alive' | 'dead' | 'stopped';
+  publicUrl: string;
+  apiUrl: string;
+  ovtUrl: string;
+  startedAt: Date;
+  heartbeatAt: Date;
+  load: Record<string, unknown>;
+}
+
+/** MaxScale's server states for a node's. */
+const SERVER_STATES: Record<ServerView['state'], string> = { alive: 'Running', dead: 'Down', stopped: 'Down' };
+
+/**
+ * One Kiln node as a MaxScale `servers` resource: MaxScale's `state`, `parameters` (address and
+ * port of its control API) and `statistics`, and Kiln's own (its URLs, heartbeat and load).
+ */
+export function serverResource(node: ServerView, base: string): JsonObject {
+  let address = '';
+  let port: number | null = null;
+  try {
+    const url = new URL(node.apiUrl);
+    address = url.hostname.replace(/^\[|\]$/g, '');
+    port = url.port === '' ? null : Number(url.port);
+  } catch {
+    // a node registered without an API address: left empty
+  }
+  const connections = typeof node.load.sessions === 'number' ? node.load.sessions : 0;
+  return {
+    id: node.id,
+    type: 'servers',
+    attributes: {
+      state: SERVER_STATES[node.state],
+      parameters: { address, port, protocol: 'kiln' },
+      statistics: { connections },
+      node_state: node.state,
+      public_url: node.publicUrl,
+      api_url: node.apiUrl,
+      ovt_url: node.ovtUrl,
+      started: asctime(node.startedAt),
+      last_heartbeat: node.heartbeatAt.toISOString(),
+      load: node.load as JsonObject,
+    },
+    links: { self: `${base}/v1/servers/${encodeURIComponent(node.id)}` },
+  };
+}
+
 /** One service as a MaxScale `services` resource, its live sessions in `relationships.sessions`. */
 export function serviceResource(service: Service, total: number, base: string): JsonObject {
   const connections = service.sessions.length;
