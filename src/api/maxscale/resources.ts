@@ -9,6 +9,7 @@ import type { Application, Catalog } from '../../core/catalog.ts';
 import type { RoomSession } from '../../core/room.ts';
 import type { SessionState, SessionView } from '../../core/session.ts';
 import { asctime, type JsonObject } from './query.ts';
+import type { ClusterNode } from '../../cluster/cluster.ts';
 
 /** Where room sessions come from (the Rooms service). */
 export interface RoomDirectory {
@@ -181,17 +182,8 @@ export function sessionResource(session: SessionView, serviceId: string, base: s
   };
 }
 
-/** A Kiln node as the `servers` resources show it (the cluster's registry, or this node alone). */
-export interface ServerView {
-  id: string;
-  state: 'alive' | 'dead' | 'stopped';
-  publicUrl: string;
-  apiUrl: string;
-  ovtUrl: string;
-  startedAt: Date;
-  heartbeatAt: Date;
-  load: Record<string, unknown>;
-}
+/** A Kiln node as the `servers` resources show it: the cluster's registry entry (or this node alone). */
+export type ServerView = ClusterNode;
 
 /** MaxScale's server states for a node's. */
 const SERVER_STATES: Record<ServerView['state'], string> = { alive: 'Running', dead: 'Down', stopped: 'Down' };
