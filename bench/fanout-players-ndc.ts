@@ -71,12 +71,15 @@ function vp8KeyFrame(p: Buffer, off: number, end: number): boolean {
   return (b0 & 0x10) !== 0 && (b0 & 0x07) === 0 && off + i < end && (p[off + i] & 0x01) === 0;
 }
 
+/** Told of each stamped packet a player receives: the publisher's send time and the arrival, ms. */
+export type StampListener = (sentAt: number, receivedAt: number) => void;
+
 /**
  * One WHEP player on `url` (or one whose offer `url` exchanges itself), offering `codec` for video;
- * resolves once connected. With `stats`, its
- * packets are counted there and its first-packet times recorded.
+ * resolves once connected. With `stats`, its packets are counted there and its first-packet times
+ * recorded; with `onStamp`, each packet carrying a publisher stamp (VP8) is told there too.
  */
-export function openPlayer(url: string | OfferExchange, index: number, codec: PlayerCodec, stats?: PlayerStats): Promise<NdcPlayer> {
+export function openPlayer(url: string | OfferExchange, index: number, codec: PlayerCodec, stats?: PlayerStats, onStamp?: StampListener): Promise<NdcPlayer> {
   const pc = new PeerConnection(`player${index}`, {
     iceServers: [],
     bindAddress: '127.0.0.1',
@@ -154,7 +157,9 @@ export function openPlayer(url: string | OfferExchange, index: number, codec: Pl
           onKey();
         }
       }
-      if (c && stats!.measuring) stats!.record(c, (b[2] << 8) | b[3], t, stamped && end - off >= 8 ? b.readDoubleBE(end - 8) : NaN);
+      const sentAt = stamped && end - off >= 8 ? b.readDoubleBE(end - 8) : NaN;
+      if (c && stats!.measuring) stats!.record(c, (b[2] << 8) | b[3], t, sentAt);
+      if (onStamp && !Number.isNaN(sentAt)) onStamp(sentAt, t);
     });
   };
   receive(pc.addTrack(video), 'video');

@@ -9,14 +9,15 @@
  * (default 1,10,50,100,200; 10 s each; players on node-datachannel, `fanout-players-ndc.ts`, which
  * costs far less CPU than the werift players of `fanout-players.ts`).
  *
- * Its pieces (the fixture publisher, one measured round of N players, the CPU and metrics readers)
- * are exported for `bench/rtsp.ts`.
+ * Its pieces (the fixture publisher, a players process, one measured round of N players, the CPU
+ * and metrics readers) are exported for the other benches.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { RtpPacket } from 'werift';
 import { startKiln, type KilnProcess } from '../test/helpers/kiln-process.ts';
 import { loadFixture } from './fixture.ts';
+import type { PlayerResult } from './player-stats.ts';
 import { isKeyFrame } from '../src/media/bitstream.ts';
 import { loopbackPeer, connected, negotiate } from '../test/helpers/werift-peer.ts';
 
@@ -29,6 +30,23 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) / TICK, system: Number(fields[12]) / TICK };
+}
+
+/**
+ * On-CPU time of a process's threads so far, in seconds, from each live thread's
+ * `/proc/<pid>/task/<tid>/schedstat` (nanoseconds): fine enough for 1 s windows, where cpuTimes'
+ * 10 ms ticks are not. A thread that exits takes its time with it (the sum can go back).
+ */
+export function cpuSeconds(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns / 1e9;
 }
 
 export function rssMb(pid: number): number {
@@ -122,6 +140,44 @@ export async function publishFixture(kiln: KilnProcess, stream: string): Promise
   };
 }
 
+/** A players process of a benchmark, connected: it measures between `start()` and `stop()`. */
+export interface PlayersProcess<R> {
+  child: ChildProcess;
+  /** Starts the measuring window (the players reset their counters). */
+  start(): void;
+  /** Ends it: resolves with the players' result; the process exits after it. */
+  stop(): Promise<R>;
+  /** Resolves once the process has exited. */
+  exited: Promise<void>;
+}
+
+/**
+ * Forks a players process (`script` with `args`) and resolves once it says `ready` (all its players
+ * connected); rejects with its error or its exit. The process is in `children` until it exits.
+ */
+export async function forkPlayers<R>(script: string, args: string[]): Promise<PlayersProcess<R>> {
+  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => {
+    children.delete(child);
+    resolve();
+  }));
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? resolve() : reject(new Error(m.message))));
+    child.once('exit', (code) => reject(new Error(`players exited ${code}`)));
+  });
+  return {
+    child,
+    exited,
+    start: () => child.send({ type: 'start' }),
+    stop: () => new Promise<R>((resolve, reject) => {
+      child.once('message', (m: R) => resolve(m));
+      child.once('exit', (code) => reject(new Error(`players exited ${code} before their result`)));
+      child.send({ type: 'stop' });
+    }),
+  };
+}
+
 /** What one round of N players measured. */
 export interface Round {
   players: number;
@@ -160,21 +216,12 @@ export interface RoundOptions {
  */
 export async function measureRound(kiln: KilnProcess, url: string, n: number, options: RoundOptions): Promise<Round> {
   const pid = kiln.child.pid!;
-  const players = fork(new URL(PLAYERS_SCRIPTS[options.players], import.meta.url).pathname, [url, String(n), options.codec ?? 'VP8'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(players);
-  const exited = new Promise<void>((resolve) => players.once('exit', () => {
-    children.delete(players);
-    resolve();
-  }));
-  await new Promise<void>((resolve, reject) => {
-    players.once('message', (m: { type: string; message?: string }) => (m.type === 'ready' ? resolve() : reject(new Error(m.message))));
-    players.once('exit', (code) => reject(new Error(`players exited ${code}`)));
-  });
+  const players = await forkPlayers<PlayerResult>(new URL(PLAYERS_SCRIPTS[options.players], import.meta.url).pathname, [url, String(n), options.codec ?? 'VP8']);
   await sleep(2000); // settle
   const cpu0 = cpuTimes(pid);
   const out0 = await packetsOut(kiln.apiUrl);
   const t0 = now();
-  players.send({ type: 'start' });
+  players.start();
   // 1 s windows: CPU µs per forwarded packet in each.
   const perWindow: number[] = [];
   let prev = { cpu: cpu0.user + cpu0.system, out: out0 };
@@ -187,16 +234,12 @@ export async function measureRound(kiln: KilnProcess, url: string, n: number, op
     prev = { cpu, out };
   }
   await sleep(Math.max(0, t0 + options.seconds * 1000 - now()));
-  type Result = { expected: number; received: number; delayP50: number; delayP99: number; firstKeyFrameMs: number[]; firstVideoMs?: number[]; answerToKeyMs?: number[] };
-  const result = await new Promise<Result>((resolve) => {
-    players.once('message', (m: Result) => resolve(m));
-    players.send({ type: 'stop' });
-  });
+  const result = await players.stop();
   const cpu1 = cpuTimes(pid);
   const out1 = await packetsOut(kiln.apiUrl);
   const seconds = (now() - t0) / 1000;
   const rss = rssMb(pid);
-  await exited;
+  await players.exited;
   const forwarded = out1 - out0;
   const cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
   return {

@@ -4,9 +4,26 @@
  * the last 8 bytes of each payload, and the time to each player's first video packet and first key
  * frame (from its WHEP POST; the key frame also from its WHEP answer). It also speaks
  * the IPC of `bench/fanout.ts`: `ready` out; `start` resets the counters; `stop` gets `result`.
+ * A process with several groups of players (`bench/cluster-players.ts`) keeps one PlayerStats per
+ * group and calls `reset()` and `result()` itself.
  */
 
 export const now = (): number => performance.timeOrigin + performance.now();
+
+/** What a PlayerStats measured between `reset()` and `result()`. */
+export interface PlayerResult {
+  type: 'result';
+  firstKeyFrameMs: number[];
+  firstVideoMs: number[];
+  answerToKeyMs: number[];
+  /** RTP packets expected (from the sequence numbers) and received, over all tracks. */
+  expected: number;
+  received: number;
+  /** Publisher send → player receive, ms (NaN without stamps), and how many packets had a stamp. */
+  delayP50: number;
+  delayP99: number;
+  samples: number;
+}
 
 /** Packets received by one track within the measuring window. */
 export interface TrackCounter {
@@ -50,13 +67,15 @@ export class PlayerStats {
     if (!Number.isNaN(sentAt) && this.#delayCount < this.#delays.length) this.#delays[this.#delayCount++] = t - sentAt;
   }
 
-  #reset(): void {
+  /** Clears the counters and starts measuring. */
+  reset(): void {
     for (const c of this.counters) Object.assign(c, { received: 0, first: 0, last: 0, cycles: 0, started: false });
     this.#delayCount = 0;
     this.measuring = true;
   }
 
-  #result(): Record<string, unknown> {
+  /** Stops measuring and sums up what was measured since `reset()`. */
+  result(): PlayerResult {
     this.measuring = false;
     let expected = 0;
     let received = 0;
@@ -74,9 +93,9 @@ export class PlayerStats {
   serve(shutdown: (code: number) => void, beforeResult?: () => void): void {
     process.send!({ type: 'ready' });
     process.on('message', (msg: { type: string }) => {
-      if (msg.type === 'start') this.#reset();
+      if (msg.type === 'start') this.reset();
       else if (msg.type === 'stop') {
-        const result = this.#result();
+        const result = this.result();
         beforeResult?.();
         process.send!(result, () => shutdown(0));
       }
