@@ -15,8 +15,7 @@
  * IPC as `player-stats.ts`: `ready` once every player is connected; `start` resets the counters;
  * `stop` gets a `ClusterPlayersResult`, then the players leave (WHEP DELETE) and the process exits.
  */
-import { cleanup } from 'node-datachannel';
-import { openPlayer, type NdcPlayer } from './fanout-players-ndc.ts';
+import { closePlayersAndExit, openPlayer, type NdcPlayer } from './fanout-players-ndc.ts';
 import { PlayerStats, type PlayerResult } from './player-stats.ts';
 
 /** One node's players. */
@@ -79,12 +78,7 @@ async function main(): Promise<void> {
   const stats = new Map<string, PlayerStats>();
   const probes: { name: string; log: ArrivalLog }[] = [];
 
-  const shutdown = async (code: number): Promise<void> => {
-    await new Promise((r) => setTimeout(r, 250));
-    await Promise.all(players.map((p) => p.close()));
-    cleanup();
-    process.exit(code);
-  };
+  const shutdown = (code: number) => closePlayersAndExit(players, code);
 
   try {
     let index = 0;

@@ -72,6 +72,18 @@ function vp8KeyFrame(p: Buffer, off: number, end: number): boolean {
 }
 
 /** Told of each stamped packet a player receives: the publisher's send time and the arrival, ms. */
+/**
+ * Ends every WHEP session (their DELETEs wait a little, so they do not fall into the parent's
+ * measurement, which ends on `result`), closes the peer connections, stops libdatachannel's
+ * threads and exits with `code`.
+ */
+export async function closePlayersAndExit(players: NdcPlayer[], code: number): Promise<never> {
+  await new Promise((r) => setTimeout(r, 250));
+  await Promise.all(players.map((p) => p.close()));
+  cleanup();
+  process.exit(code);
+}
+
 export type StampListener = (sentAt: number, receivedAt: number) => void;
 
 /**
@@ -221,17 +233,8 @@ async function main(): Promise<void> {
   const stats = new PlayerStats();
   const players: NdcPlayer[] = [];
 
-  /**
-   * Ends every WHEP session with a DELETE (so the server stops forwarding to them at once, before
-   * the next round), closes the peer connections, stops libdatachannel's threads and exits. The
-   * DELETEs wait a little so they do not fall into the parent's measurement, which ends on `result`.
-   */
-  const shutdown = async (code: number): Promise<void> => {
-    await new Promise((r) => setTimeout(r, 250));
-    await Promise.all(players.map((p) => p.close()));
-    cleanup();
-    process.exit(code);
-  };
+  /** Ends every WHEP session at once (so the server stops forwarding to them before the next round) and exits. */
+  const shutdown = (code: number) => closePlayersAndExit(players, code);
 
   try {
     const batch = 10;
