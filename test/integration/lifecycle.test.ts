@@ -70,7 +70,9 @@ function run(env: Record<string, string>): Promise<{ code: number | null; stderr
 }
 
 test('a bad setting exits non-zero with one clear line', async () => {
-  const { code, stderr } = await run({ KILN_API_PORT: 'not-a-port', KILN_DATA_DIR: mkdtempSync(join(tmpdir(), 'kiln-bad-')) });
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-bad-'));
+  const { code, stderr } = await run({ KILN_API_PORT: 'not-a-port', KILN_DATA_DIR: dataDir });
+  rmSync(dataDir, { recursive: true, force: true });
   assert.notEqual(code, 0);
   assert.equal(stderr.trim().split('\n').length, 1, stderr);
   assert.match(stderr, /KILN_API_PORT/);

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,14 +9,16 @@ import { WebSocket } from 'ws';
 import { startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
 
 let kiln: KilnProcess;
+let dir: string;
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kiln-tls-'));
+  dir = mkdtempSync(join(tmpdir(), 'kiln-tls-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
     '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
   kiln = await startKiln({ KILN_TLS_CERT: join(dir, 'cert.pem'), KILN_TLS_KEY: join(dir, 'key.pem') });
 });
 after(async () => {
   assert.equal(await kiln.stop(), 0);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {

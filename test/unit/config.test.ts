@@ -1,9 +1,20 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, stripJsonComments, ConfigError } from '../../src/config/config.ts';
+
+/** Temp directories of config files, removed at the end. */
+const made: string[] = [];
+const tempDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  made.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 test('the embedded defaults follow SPEC.md §2', () => {
   const c = loadConfig({ KILN_CONFIG: join(import.meta.dirname, '../../kiln.example.jsonc') });
@@ -17,7 +28,7 @@ test('the embedded defaults follow SPEC.md §2', () => {
 });
 
 test('environment variables override the config file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  const dir = tempDir();
   const file = join(dir, 'k.jsonc');
   writeFileSync(file, '{ // comment\n "api": {"port": 9001}, /* block */ "accessTokens": ["a:b"], }');
   const c = loadConfig({ KILN_CONFIG: file, KILN_API_PORT: '9002', KILN_ICE_PORTS: '10000-10100', KILN_ACCESS_TOKEN: 'x:y,z:w' });
@@ -31,7 +42,7 @@ test('bad settings are refused with a reason', () => {
   assert.throws(() => loadConfig({ KILN_ICE_PORTS: '2000-1000' }), ConfigError);
   assert.throws(() => loadConfig({ KILN_ACCESS_TOKEN: 'nopassword' }), /user:password/);
   assert.throws(() => loadConfig({ KILN_PUBLIC_URL: 'ftp://x' }), /http or https/);
-  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  const dir = tempDir();
   writeFileSync(join(dir, 'bad.jsonc'), '{"apii": {}}');
   assert.throws(() => loadConfig({ KILN_CONFIG: join(dir, 'bad.jsonc') }), /unknown setting "apii"/);
 });
@@ -40,7 +51,7 @@ test('the public URL follows the signaling port and TLS unless it is set', () =>
   assert.equal(loadConfig({ KILN_SIGNALING_PORT: '13333' }).publicUrl, 'http://localhost:13333');
   assert.equal(loadConfig({ KILN_SIGNALING_PORT: '13333', KILN_TLS_CERT: '/c.pem', KILN_TLS_KEY: '/k.pem' }).publicUrl, 'https://localhost:13333');
   assert.equal(loadConfig({ KILN_SIGNALING_PORT: '13333', KILN_PUBLIC_URL: 'https://media.example.com' }).publicUrl, 'https://media.example.com');
-  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  const dir = tempDir();
   writeFileSync(join(dir, 'p.jsonc'), '{"publicUrl": "https://rooms.example.com:8443"}');
   assert.equal(loadConfig({ KILN_CONFIG: join(dir, 'p.jsonc'), KILN_SIGNALING_PORT: '13333' }).publicUrl, 'https://rooms.example.com:8443');
 });
@@ -48,7 +59,7 @@ test('the public URL follows the signaling port and TLS unless it is set', () =>
 test('room settings: defaults, and the room WebSocket path is no app name', () => {
   const c = loadConfig({ KILN_CONFIG: join(import.meta.dirname, '../../kiln.example.jsonc') });
   assert.deepEqual(c.rooms, { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10000, pricePerMemberMinute: 0 });
-  const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'));
+  const dir = tempDir();
   const write = (name: string, text: string) => {
     writeFileSync(join(dir, name), text);
     return join(dir, name);
