@@ -258,6 +258,12 @@ export class Cluster {
     }
   }
 
+  /** A lost database makes the node unavailable; any other failure is logged (the next tick tries again). */
+  #failed(err: Error): void {
+    if (unavailableIfLost(err) !== err) this.#down(err);
+    else this.#options.logger.warn({ err: err.message }, 'cluster step failed: trying again');
+  }
+
   /** Once a second: heartbeat (rejoining after an outage), mirror counters, declare dead nodes. */
   #tick(): void {
     if (this.#ticking || this.#stopped) return;
@@ -305,9 +311,7 @@ export class Cluster {
       await this.#flush();
       if (Date.now() - this.#upSince >= this.#options.deadAfterMs) await this.#sweep();
     } catch (err) {
-      // A lost database makes the node unavailable; any other failure is logged and tried again.
-      if (unavailableIfLost(err) !== err) this.#down(err as Error);
-      else this.#options.logger.warn({ err: (err as Error).message }, 'cluster heartbeat step failed: trying again');
+      this.#failed(err as Error);
     }
   }
 
@@ -397,7 +401,7 @@ export class Cluster {
     if (this.#flushTimer || this.#stopped) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
-      if (this.#available) this.#flush().catch((err: Error) => this.#down(err));
+      if (this.#available) this.#flush().catch((err: Error) => this.#failed(err));
     }, 5);
   }
 
