@@ -2,7 +2,7 @@
  * A Kiln node: the store, the catalogue, the media engine and both listeners, started and stopped
  * together. `main.ts` builds one from the configuration; tests can too.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type { KilnConfig } from './config/config.ts';
 import { Catalog } from './core/catalog.ts';
@@ -240,8 +240,8 @@ export class Kiln {
       this.engine.setRemoteStreams({
         // Without its database a node goes on publishing and playing its own streams: names are
         // not checked against other nodes, and streams of other nodes are not found.
-        has: async (vhost, app, name) => cluster.available && (await cluster.remoteStreams(vhost, app, name)).length > 0,
-        hasSession: async (id) => cluster.available && (await cluster.remoteSession(id)) !== undefined,
+        has: async (vhost, app, name) => cluster.available && (await cluster.remoteStreams(vhost, app, name).catch(() => [])).length > 0,
+        hasSession: async (id) => cluster.available && (await cluster.remoteSession(id).catch(() => undefined)) !== undefined,
         bring: async (vhost, app, name) => {
           if (!cluster.available) return;
           const [origin] = await cluster.remoteStreams(vhost, app, name);
@@ -368,10 +368,10 @@ export class Kiln {
   async #signingKey(store: Store): Promise<Buffer> {
     const kept = await store.getSetting('signing_key');
     if (kept && /^[0-9a-f]{64}$/.test(kept)) return Buffer.from(kept, 'hex');
+    // A kept value that is not a key (edited by hand): a key derived from it, the same on every node.
+    if (kept) return createHash('sha256').update(kept).digest();
     // Claimed, not set: nodes starting together on an empty database all get the first one's key.
-    const key = kept ? randomBytes(32).toString('hex') : await store.claimSetting('signing_key', randomBytes(32).toString('hex'));
-    if (kept) await store.setSetting('signing_key', key);
-    return Buffer.from(key, 'hex');
+    return Buffer.from(await store.claimSetting('signing_key', randomBytes(32).toString('hex')), 'hex');
   }
 
   async #generatedToken(store: Store): Promise<string> {

@@ -24,7 +24,7 @@ import { errors, isErrorCode, isKilnError, KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import type { Stream } from '../core/stream.ts';
 import type { Store } from '../store/store.ts';
-import { unavailableIfLost } from '../store/postgres/pg-store.ts';
+import { inTransaction, unavailableIfLost } from '../store/postgres/pg-store.ts';
 import { RemoteSession, RemoteStream, sessionSnapshot, streamSnapshot, type SessionSnapshot, type StreamSnapshot } from './snapshots.ts';
 
 /** The NOTIFY channel every node listens on. */
@@ -277,8 +277,16 @@ export class Cluster {
   async #beat(): Promise<void> {
     try {
       if (!this.#listener) await this.#connectListener();
-      // A half-open bus connection (a partition) shows nothing by itself: ask it.
-      else await this.#listener.query('SELECT 1');
+      // A half-open bus connection (a partition) shows nothing by itself: ask it; one that does not
+      // answer is dropped (a timed-out query leaves the client unusable) and opened again.
+      else {
+        const listener = this.#listener;
+        await listener.query('SELECT 1').catch((err: Error) => {
+          if (this.#listener === listener) this.#listener = undefined;
+          listener.end().catch(() => {});
+          throw err;
+        });
+      }
       if (this.#stopped) return;
       const beat = await this.#pool.query(
         `UPDATE cluster_nodes SET heartbeat_at = now(), load = $3 WHERE id = $1 AND instance = $2 AND state = 'alive'`,
@@ -328,25 +336,15 @@ export class Cluster {
        RETURNING id, heartbeat_at`,
       [this.nodeId, this.#options.deadAfterMs / 1000],
     );
-    for (const dead of claimed) this.#options.logger.warn({ node: dead.id, lastHeartbeat: dead.heartbeat_at.toISOString() }, 'node declared dead: closing what it held');
-    const { rows: todo } = await this.#pool.query<{ id: string; heartbeat_at: Date }>(
-      `SELECT id, heartbeat_at FROM cluster_nodes WHERE state = 'dead' AND cleaned_at IS NULL`,
-    );
-    for (const dead of todo) {
-      // Only while it is still dead: a node that came back has rewritten its own rows.
-      const stillDead = `EXISTS (SELECT 1 FROM cluster_nodes WHERE id = $1 AND state = 'dead')`;
-      await this.#pool.query(`DELETE FROM live_sessions WHERE node_id = $1 AND ${stillDead}`, [dead.id]);
-      await this.#pool.query(`DELETE FROM live_streams WHERE node_id = $1 AND ${stillDead}`, [dead.id]);
-      const at = dead.heartbeat_at.toISOString();
-      await this.#options.store.completeInProgressRoomSessions(at, 'node-lost', dead.id);
-      await this.#options.store.stopRecordingsOfNode(dead.id, at, 'node-lost: composed when the node is back');
-      await this.#pool.query(`UPDATE cluster_nodes SET cleaned_at = now() WHERE id = $1 AND state = 'dead'`, [dead.id]);
-    }
     if (claimed.length > 0) {
+      // Told first, so that relays from a dead node end whatever happens to the cleanup below.
       const ids = claimed.map((r) => r.id);
-      await this.#notify({ t: '*', f: this.nodeId, op: 'nodes-dead', a: { ids } });
+      for (const dead of claimed) this.#options.logger.warn({ node: dead.id, lastHeartbeat: dead.heartbeat_at.toISOString() }, 'node declared dead: closing what it held');
       this.#tellDead(ids);
+      await this.#notify({ t: '*', f: this.nodeId, op: 'nodes-dead', a: { ids } }).catch((err: Error) => this.#options.logger.warn({ err: err.message }, 'nodes-dead notice not sent'));
     }
+    const { rows: todo } = await this.#pool.query<{ id: string }>(`SELECT id FROM cluster_nodes WHERE state = 'dead' AND cleaned_at IS NULL`);
+    for (const { id } of todo) await inTransaction(this.#pool, (client) => closeDeadNode(client, id));
     // Answers nobody fetched (their caller gave up or died).
     if (this.#ticks % 60 === 0) await this.#pool.query(`DELETE FROM bus_replies WHERE created_at < now() - interval '5 minutes'`);
   }
@@ -418,7 +416,7 @@ export class Cluster {
    * follows its effect). One flush at a time; changes made meanwhile are written by the next.
    */
   async flush(): Promise<void> {
-    if (!this.#available) return;
+    if (!this.#available || !this.#registered || this.#stopped) return;
     await this.#flush();
   }
 
@@ -623,6 +621,9 @@ export class Cluster {
       }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
     });
+    // The answer may come (even as an error) before pg_notify's own reply: handled from now on,
+    // and still given to the caller below.
+    answer.catch(() => {});
     try {
       await this.#notify({ t: nodeId, f: this.nodeId, i: id, op, a: args });
     } catch (err) {
@@ -657,7 +658,8 @@ export class Cluster {
       return;
     }
     if (m.op !== undefined && typeof m.i === 'string') {
-      void this.#run(m);
+      // A process that does not hold the node id (another took it) runs nothing in its name.
+      if (this.#registered && this.#available && !this.#stopped) void this.#run(m);
       return;
     }
     if (typeof m.i === 'string') {
@@ -705,6 +707,7 @@ export class Cluster {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#available = false;
     clearInterval(this.#ticker);
     clearTimeout(this.#flushTimer);
     for (const p of this.#pending.values()) {
@@ -730,4 +733,39 @@ export class Cluster {
     await listener?.end().catch(() => {});
     await this.#pool.end().catch(() => {});
   }
+}
+
+/**
+ * Closes in the shared state what a dead node held, in one transaction with its registry row
+ * locked (a node coming back waits for it, and finds it done): its mirror rows, its room sessions in
+ * progress (completed at its last heartbeat, `node-lost`, members left), its recordings in progress
+ * (`stopped`, to be composed when it is back). Nothing when it came back or was cleaned meanwhile.
+ */
+async function closeDeadNode(client: pg.PoolClient, id: string): Promise<void> {
+  const { rows } = await client.query<{ heartbeat_at: Date }>(
+    `SELECT heartbeat_at FROM cluster_nodes WHERE id = $1 AND state = 'dead' AND cleaned_at IS NULL FOR UPDATE`,
+    [id],
+  );
+  if (!rows[0]) return;
+  const at = rows[0].heartbeat_at.toISOString();
+  const now = new Date().toISOString();
+  await client.query('DELETE FROM live_sessions WHERE node_id = $1', [id]);
+  await client.query('DELETE FROM live_streams WHERE node_id = $1', [id]);
+  await client.query(
+    `UPDATE room_members SET left_at = GREATEST(joined_at, $2::text COLLATE "C"), leave_reason = 'node-lost'
+     WHERE left_at IS NULL AND room_session_id IN (SELECT id FROM room_sessions WHERE status = 'in-progress' AND node_id = $1)`,
+    [id, at],
+  );
+  await client.query(
+    `UPDATE room_sessions SET status = 'completed', end_time = GREATEST(COALESCE(start_time, $2::text), $2::text COLLATE "C"),
+       end_reason = 'node-lost', updated_at = $3
+     WHERE status = 'in-progress' AND node_id = $1`,
+    [id, at, now],
+  );
+  await client.query(
+    `UPDATE recordings SET status = 'stopped', stopped_at = $2, updated_at = $3, reason = 'node-lost: composed when the node is back'
+     WHERE node_id = $1 AND status IN ('starting', 'started')`,
+    [id, at, now],
+  );
+  await client.query('UPDATE cluster_nodes SET cleaned_at = now() WHERE id = $1', [id]);
 }

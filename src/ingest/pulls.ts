@@ -175,7 +175,7 @@ export class PullManager {
   }
 
   /** Checks the `ovt://` URLs (BAD_REQUEST naming the one at fault) and makes the pull and its session. */
-  #ovtPull(vhost: string, app: string, name: string, urls: string[], noInputTimeoutMs: number): OvtPull {
+  #ovtPull(vhost: string, app: string, name: string, urls: string[], noInputTimeoutMs: number, proof = false): OvtPull {
     let first: { host: string; port: number } | undefined;
     for (const url of urls) {
       try {
@@ -199,7 +199,9 @@ export class PullManager {
     return new OvtPull({
       urls,
       session,
-      auth: this.#options.ovtAuth,
+      // The cluster proof goes only to the nodes of the cluster (relays), never to an origin an
+      // operator names in an ovt:// URL.
+      auth: proof ? this.#options.ovtAuth : undefined,
       timeoutMs: this.#options.timeoutMs,
       noInputTimeoutMs,
       logger: this.#options.logger,
@@ -254,7 +256,7 @@ export class PullManager {
     if (properties.persistent) {
       stream.once('close', (reason) => {
         // Deleted through the API (or ended otherwise): forget it; a shutdown keeps it.
-        if (reason !== 'server-stopping' && !this.#closed) void this.#options.store.deletePullStream(request.vhost, request.app, request.name).catch(() => {});
+        if (reason !== 'server-stopping' && !this.#closed) void this.#options.store.deletePullStream(request.vhost, request.app, request.name, this.#options.shared ? this.#options.nodeId : undefined).catch(() => {});
       });
     }
     const key = `${request.vhost}/${request.app}/${request.name}`;
@@ -290,7 +292,7 @@ export class PullManager {
 
   async #openRelay(request: RelayRequest): Promise<Stream> {
     if (this.#closed) throw errors.unavailable('Kiln is stopping');
-    const pull = this.#ovtPull(request.vhost, request.app, request.name, [request.url], OVT_NO_INPUT_MS);
+    const pull = this.#ovtPull(request.vhost, request.app, request.name, [request.url], OVT_NO_INPUT_MS, true);
     const stream = await this.#open(request, pull, 'OVT');
     stream.relay = true;
     const grace = request.graceMs ?? this.#options.relayGraceMs ?? 2000;

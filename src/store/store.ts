@@ -157,7 +157,8 @@ export interface Store {
   listPullStreams(nodeId?: string): Promise<PullStreamRecord[]>;
   /** Inserts or replaces the record of (vhost, app, name). */
   putPullStream(record: PullStreamRecord): Promise<void>;
-  deletePullStream(vhost: string, app: string, name: string): Promise<void>;
+  /** Deletes the record of (vhost, app, name); only node `nodeId`'s when given. */
+  deletePullStream(vhost: string, app: string, name: string, nodeId?: string): Promise<void>;
   /** Inserts or replaces a room session. */
   putRoomSession(record: RoomSessionRecord): Promise<void>;
   getRoomSession(id: string): Promise<RoomSessionRecord | undefined>;
@@ -205,11 +206,6 @@ export interface Store {
   listUnfinishedRecordings(nodeId?: string): Promise<RecordingRecord[]>;
   /** False when there was no such recording. */
   deleteRecording(id: string): Promise<boolean>;
-  /**
-   * A lost node's recordings still starting or started become `stopped` at `at` with `reason`: the
-   * node composes them when it comes back (its disk has their tracks). Returns how many.
-   */
-  stopRecordingsOfNode(nodeId: string, at: string, reason: string): Promise<number>;
   /** Releases the database; idempotent. */
   close(): Promise<void>;
 }

@@ -285,8 +285,8 @@ export class PgStore implements Store {
     );
   }
 
-  async deletePullStream(vhost: string, app: string, name: string): Promise<void> {
-    await this.#query('DELETE FROM pull_streams WHERE vhost = $1 AND app = $2 AND name = $3', [vhost, app, name]);
+  async deletePullStream(vhost: string, app: string, name: string, nodeId?: string): Promise<void> {
+    await this.#query('DELETE FROM pull_streams WHERE vhost = $1 AND app = $2 AND name = $3 AND ($4::text IS NULL OR node_id = $4)', [vhost, app, name, nodeId ?? null]);
   }
 
   async putRoomSession(r: RoomSessionRecord): Promise<void> {
@@ -499,15 +499,6 @@ export class PgStore implements Store {
       [nodeId ?? null],
     );
     return rows.map(recordingOf);
-  }
-
-  async stopRecordingsOfNode(nodeId: string, at: string, reason: string): Promise<number> {
-    const result = await this.#query(
-      `UPDATE recordings SET status = 'stopped', stopped_at = $2, updated_at = $3, reason = $4
-       WHERE node_id = $1 AND status IN ('starting', 'started')`,
-      [nodeId, at, new Date().toISOString(), reason],
-    );
-    return result.rowCount ?? 0;
   }
 
   async deleteRecording(id: string): Promise<boolean> {

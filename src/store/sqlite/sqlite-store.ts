@@ -164,8 +164,9 @@ export class SqliteStore implements Store {
       .run(record.vhost, record.app, record.name, JSON.stringify(record.urls), JSON.stringify(record.properties), record.createdAt, record.nodeId);
   }
 
-  async deletePullStream(vhost: string, app: string, name: string): Promise<void> {
-    this.#db.prepare('DELETE FROM pull_streams WHERE vhost = ? AND app = ? AND name = ?').run(vhost, app, name);
+  async deletePullStream(vhost: string, app: string, name: string, nodeId?: string): Promise<void> {
+    this.#db.prepare('DELETE FROM pull_streams WHERE vhost = ? AND app = ? AND name = ? AND (? IS NULL OR node_id = ?)')
+      .run(vhost, app, name, nodeId ?? null, nodeId ?? null);
   }
 
   async putRoomSession(r: RoomSessionRecord): Promise<void> {
@@ -347,12 +348,6 @@ export class SqliteStore implements Store {
     const rows = this.#db.prepare(`SELECT * FROM recordings WHERE status IN ('starting', 'started', 'stopped')
       AND (? IS NULL OR node_id = ?) ORDER BY created_at`).all(nodeId ?? null, nodeId ?? null) as unknown as RecordingRow[];
     return rows.map(recordingOf);
-  }
-
-  async stopRecordingsOfNode(nodeId: string, at: string, reason: string): Promise<number> {
-    const result = this.#db.prepare(`UPDATE recordings SET status = 'stopped', stopped_at = ?, updated_at = ?, reason = ?
-      WHERE node_id = ? AND status IN ('starting', 'started')`).run(at, new Date().toISOString(), reason, nodeId);
-    return Number(result.changes);
   }
 
   async deleteRecording(id: string): Promise<boolean> {
