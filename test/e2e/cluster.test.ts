@@ -199,6 +199,21 @@ describe('three nodes on one PostgreSQL', () => {
     assert.ok(services.some((x) => x.id === sessionId.split('/').pop() && x.attributes.kind === 'room'), 'C lists the room as a service');
     // Unknown sessions are still 400 in OpenVidu's shape on any node.
     assert.equal((await call(nodes.c, '/api/tokens', 'POST', { session: 'ws://nowhere/none', role: 'PUBLISHER' }, openvidu)).status, 400);
+    // Recorded through C: run on B, whose disk gets the file; C lists it and sends its URL to B.
+    const started = await call(nodes.c, '/api/recordings/start', 'POST', { session: sessionId }, openvidu);
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    assert.equal(started.body.status, 'started');
+    await sleep(2500);
+    const stopped = await call(nodes.c, `/api/recordings/stop/${started.body.id}`, 'POST', undefined, openvidu);
+    assert.equal(stopped.status, 200, JSON.stringify(stopped.body));
+    assert.equal(stopped.body.status, 'stopped');
+    assert.ok(stopped.body.size > 0 && stopped.body.duration > 1, JSON.stringify(stopped.body));
+    assert.deepEqual((await call(nodes.c, '/api/recordings', 'GET', undefined, openvidu)).body.items.map((r: any) => r.id), [started.body.id]);
+    const file = await fetch(`${nodes.c.signalingUrl}/recordings/${started.body.id}.mp4`, { headers: { authorization: nodes.c.basic }, redirect: 'manual' });
+    assert.equal(file.status, 307);
+    assert.equal(file.headers.get('location'), `${nodes.b.signalingUrl}/recordings/${started.body.id}.mp4`);
+    const there = await fetch(file.headers.get('location')!, { headers: { authorization: nodes.c.basic, range: 'bytes=0-99' } });
+    assert.equal(there.status, 206);
     await ana.page.close();
   });
 
