@@ -80,7 +80,7 @@ export class Kiln {
   /** Opens the store, then the listeners. Rejects (after cleaning up) if a port is in use. */
   async start(): Promise<void> {
     const config = this.config;
-    this.store = config.databaseUrl ? await PgStore.open(config.databaseUrl) : new SqliteStore(config.dataDir);
+    this.store = config.databaseUrl ? await openShared(config.databaseUrl) : new SqliteStore(config.dataDir);
     try {
       await this.#startServices(config, this.store);
     } catch (err) {
@@ -104,10 +104,9 @@ export class Kiln {
       });
       lastAlive = (await this.cluster.start()) ?? new Date();
     }
-    this.store = store;
-    this.accessTokens = config.accessTokens.length > 0 ? config.accessTokens : [await this.#generatedToken(this.store)];
+    this.accessTokens = config.accessTokens.length > 0 ? config.accessTokens : [await this.#generatedToken(store)];
     const credentials = new Credentials(this.accessTokens);
-    const signingKey = await this.#signingKey(this.store);
+    const signingKey = await this.#signingKey(store);
     this.#signingKeyValue = signingKey;
     this.engine = new MediaEngine({
       catalog: this.catalog,
@@ -118,7 +117,7 @@ export class Kiln {
     this.pulls = new PullManager({
       catalog: this.catalog,
       engine: this.engine,
-      store: this.store,
+      store: store,
       timeoutMs: config.limits.pullTimeoutMs,
       ffmpegPath: config.ffmpegPath,
       logger: this.logger,
@@ -129,7 +128,7 @@ export class Kiln {
     });
     this.rooms = new Rooms({
       catalog: this.catalog,
-      store: this.store,
+      store: store,
       grants: new GrantSigner(deriveKey(signingKey, 'room-tokens')),
       publicUrl: config.publicUrl,
       vhost: config.vhosts[0].name,
@@ -140,7 +139,7 @@ export class Kiln {
       logger: this.logger,
     });
     this.recordings = new Recordings({
-      store: this.store,
+      store: store,
       engine: this.engine,
       rooms: this.rooms,
       dir: join(config.dataDir, 'recordings'),
@@ -154,12 +153,12 @@ export class Kiln {
       logger: this.logger,
     });
     const recordingLinks = new RecordingLinks(deriveKey(signingKey, 'recording-links'));
-    await this.rooms.restore(lastAlive ?? await this.#lastAlive(this.store));
+    await this.rooms.restore(lastAlive ?? await this.#lastAlive(store));
     let beats = 0;
     const clustered = this.cluster !== undefined;
     this.#heartbeat = setInterval(() => {
       // In a cluster, the node registry holds the heartbeat.
-      if (!clustered) void this.store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {});
+      if (!clustered) void store?.setSetting(ALIVE_KEY, new Date().toISOString()).catch(() => {});
       // About hourly (and at the first beat): room tokens that can never join again are dropped.
       if (beats++ % GRANT_PRUNE_BEATS === 0) void this.#pruneGrants();
     }, HEARTBEAT_MS);
@@ -204,7 +203,7 @@ export class Kiln {
       recordingLinks,
       recordingFreeAccess: config.recordings.freeAccess,
       publicUrl: config.publicUrl,
-      store: this.store,
+      store: store,
       pageTokens: new PageTokens(deriveKey(signingKey, 'page-tokens')),
       pricePerMemberMinute: config.rooms.pricePerMemberMinute,
       metrics: this.metrics,
@@ -411,4 +410,13 @@ function advertisedUrl(scheme: string, host: string, port: number, publicUrl: st
   }
   if (name.includes(':') && !name.startsWith('[')) name = `[${name}]`;
   return `${scheme}://${name}:${port}`;
+}
+
+/** The shared store of cluster mode; an unreachable database is said as such (Kiln does not start). */
+async function openShared(url: string): Promise<Store> {
+  try {
+    return await PgStore.open(url);
+  } catch (err) {
+    throw new Error(`the cluster database (KILN_DATABASE_URL) cannot be used: ${(err as Error).message}`, { cause: err });
+  }
 }

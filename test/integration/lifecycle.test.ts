@@ -78,6 +78,22 @@ test('a bad setting exits non-zero with one clear line', async () => {
   assert.match(stderr, /KILN_API_PORT/);
 });
 
+test('an unreachable KILN_DATABASE_URL exits non-zero with one clear line', async () => {
+  const closed = await new Promise<number>((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 1));
+    });
+  });
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-bad-'));
+  const { code, stderr } = await run({ KILN_DATABASE_URL: `postgres://kiln@127.0.0.1:${closed}/kiln`, KILN_API_PORT: '0', KILN_SIGNALING_PORT: '0', KILN_OVT_PORT: '0', KILN_DATA_DIR: dataDir });
+  rmSync(dataDir, { recursive: true, force: true });
+  assert.notEqual(code, 0);
+  assert.equal(stderr.trim().split('\n').length, 1, stderr);
+  assert.match(stderr, /KILN_DATABASE_URL.*ECONNREFUSED/);
+});
+
 test('a port in use exits non-zero with one clear line', async () => {
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
