@@ -20,7 +20,7 @@ import { Metrics } from './api/metrics.ts';
 import type { Store } from './store/store.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import { PgStore } from './store/postgres/pg-store.ts';
-import { Cluster } from './cluster/cluster.ts';
+import { Cluster, nodeLoad } from './cluster/cluster.ts';
 import { OvtServer } from './protocols/ovt/server.ts';
 import type { Stream } from './core/stream.ts';
 import { errors } from './core/errors.ts';
@@ -230,11 +230,7 @@ export class Kiln {
       // A relay from a node declared dead ends at once (its connection may not have broken yet).
       const relayOrigins = new WeakMap<Stream, string>();
       cluster.onNodesDead((ids) => {
-        for (const vhost of this.catalog.vhosts.values()) {
-          for (const app of vhost.apps.values()) {
-            for (const stream of [...app.streams.values()]) if (stream.relay && ids.includes(relayOrigins.get(stream) ?? '')) stream.close('connection-failed');
-          }
-        }
+        for (const stream of [...this.catalog.allStreams()]) if (stream.relay && ids.includes(relayOrigins.get(stream) ?? '')) stream.close('connection-failed');
       });
       this.engine.setRemoteStreams({
         // Without its database a node goes on publishing and playing its own streams: names are
@@ -289,8 +285,6 @@ export class Kiln {
 
   /** This node as the registry would show it (the `servers` of a node running alone). */
   #selfView(config: KilnConfig) {
-    let streams = 0;
-    for (const vhost of this.catalog.vhosts.values()) for (const app of vhost.apps.values()) streams += app.streams.size;
     return {
       id: config.nodeId,
       state: 'alive' as const,
@@ -299,7 +293,7 @@ export class Kiln {
       ovtUrl: advertisedUrl('ovt', config.ovt.host, this.ovt?.port ?? config.ovt.port, config.publicUrl),
       startedAt: this.#startedAt,
       heartbeatAt: new Date(),
-      load: { sessions: this.catalog.sessions.size, streams, rss: process.memoryUsage.rss() },
+      load: nodeLoad(this.catalog),
     };
   }
 

@@ -43,11 +43,9 @@ export interface ClusterMetrics {
 export function renderMetrics(catalog: Catalog, metrics: Metrics, cluster?: ClusterMetrics): string {
   let streams = 0;
   let relays = 0;
-  for (const vhost of catalog.vhosts.values()) {
-    for (const app of vhost.apps.values()) {
-      streams += app.streams.size;
-      for (const s of app.streams.values()) if (s.relay) relays++;
-    }
+  for (const s of catalog.allStreams()) {
+    streams++;
+    if (s.relay) relays++;
   }
   const byKind = new Map<SessionKind, number>(KINDS.map((k) => [k, 0]));
   let bytesIn = metrics.closedBytesIn;

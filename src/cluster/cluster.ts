@@ -85,6 +85,13 @@ interface BusMessage {
   big?: true;
 }
 
+/** What a node's registry entry shows of its load: its sessions, streams and memory. */
+export function nodeLoad(catalog: Catalog): { sessions: number; streams: number; rss: number } {
+  let streams = 0;
+  for (const _ of catalog.allStreams()) streams++;
+  return { sessions: catalog.sessions.size, streams, rss: process.memoryUsage.rss() };
+}
+
 const streamKey = (vhost: string, app: string, name: string) => `${vhost}\u0000${app}\u0000${name}`;
 
 export class Cluster {
@@ -205,9 +212,7 @@ export class Cluster {
   }
 
   #load(): Record<string, unknown> {
-    let streams = 0;
-    for (const vhost of this.#options.catalog.vhosts.values()) for (const app of vhost.apps.values()) streams += app.streams.size;
-    return { sessions: this.#options.catalog.sessions.size, streams, rss: process.memoryUsage.rss() };
+    return nodeLoad(this.#options.catalog);
   }
 
   /** Updates where other nodes reach this one (once its listeners are bound). */
@@ -377,7 +382,6 @@ export class Cluster {
       const key = streamKey(stream.vhost, stream.app, stream.name);
       this.#markStream(key);
       stream.once('close', () => this.#markStream(key));
-      stream.on('player', () => this.#markStream(key));
     };
     catalog.on('session', onSession);
     catalog.on('stream', onStream);
@@ -405,9 +409,7 @@ export class Cluster {
 
   #localStreams(): Map<string, Stream> {
     const streams = new Map<string, Stream>();
-    for (const vhost of this.#options.catalog.vhosts.values()) {
-      for (const app of vhost.apps.values()) for (const s of app.streams.values()) if (!s.closed) streams.set(streamKey(s.vhost, s.app, s.name), s);
-    }
+    for (const s of this.#options.catalog.allStreams()) if (!s.closed) streams.set(streamKey(s.vhost, s.app, s.name), s);
     return streams;
   }
 

@@ -103,7 +103,6 @@ export interface StreamSnapshot {
   createdAt: string;
   /** The id of the stream's source session. */
   source: string;
-  players: number;
 }
 
 export function streamSnapshot(stream: Stream): StreamSnapshot {
@@ -114,7 +113,6 @@ export function streamSnapshot(stream: Stream): StreamSnapshot {
     tracks: stream.tracks,
     createdAt: stream.createdAt.toISOString(),
     source: stream.source.id,
-    players: stream.players.size,
   };
 }
 

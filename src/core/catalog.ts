@@ -133,6 +133,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     return stream;
   }
 
+  /** Every live stream of every app. */
+  *allStreams(): Generator<Stream> {
+    for (const vhost of this.vhosts.values()) for (const app of vhost.apps.values()) yield* app.streams.values();
+  }
+
   /** Takes every session's activity sample (io_activity, idle); call once a second. */
   sampleActivity(now: number): void {
     for (const session of this.sessions.values()) session.sampleActivity(now);
@@ -140,9 +145,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
 
   /** Closes every stream and session (on shutdown). */
   closeAll(reason: CloseReason): void {
-    for (const vhost of this.vhosts.values()) {
-      for (const app of vhost.apps.values()) for (const stream of [...app.streams.values()]) stream.close(reason);
-    }
+    for (const stream of [...this.allStreams()]) stream.close(reason);
     for (const session of [...this.sessions.values()]) session.close(reason);
   }
 }

@@ -51,25 +51,8 @@ export interface SessionOptions {
  * What the control APIs read of a session: a live Session of this node, or a snapshot of another
  * node's (cluster mode, src/cluster).
  */
-export interface SessionView {
-  readonly id: string;
-  readonly kind: SessionKind;
-  readonly protocol: SessionProtocol;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly userAgent: string;
-  readonly user: string;
-  readonly vhost: string;
-  readonly app: string;
-  readonly stream: string;
-  readonly roomSession: string | undefined;
-  readonly connectedAt: Date;
-  readonly counters: Readonly<SessionCounters>;
-  readonly state: SessionState;
-  readonly ioActivity: number;
-  idleSeconds(now: number): number;
-  memoryUsage(): number;
-}
+export type SessionView = Pick<Session, 'id' | 'kind' | 'protocol' | 'remoteAddress' | 'remotePort' | 'userAgent' | 'user' | 'vhost' | 'app'
+  | 'stream' | 'roomSession' | 'connectedAt' | 'state' | 'ioActivity' | 'idleSeconds' | 'memoryUsage'> & { readonly counters: Readonly<SessionCounters> };
 
 /** Seconds of history kept for `ioActivity` (MaxScale's io_activity window), sampled once a second. */
 const ACTIVITY_WINDOW_S = 30;
@@ -79,7 +62,7 @@ export interface SessionEvents {
   active: [];
 }
 
-export class Session extends EventEmitter<SessionEvents> implements SessionView {
+export class Session extends EventEmitter<SessionEvents> {
   readonly id: string;
   readonly kind: SessionKind;
   readonly protocol: SessionProtocol;

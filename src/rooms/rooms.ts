@@ -128,10 +128,18 @@ export class Rooms {
    * another node; undefined when none does (or the store is this node's alone).
    */
   async holderOf(sessionId: string): Promise<string | undefined> {
-    if (!this.#options.shared) return undefined;
     const name = sessionName(sessionId);
-    for (const r of await this.#store.listOpenRoomSessions()) if (r.name === name && r.nodeId !== this.#options.nodeId) return r.nodeId;
-    return undefined;
+    return (await this.#elsewhere(false)).find((r) => r.name === name)?.nodeId;
+  }
+
+  /**
+   * Cluster mode: the open room sessions of other nodes (those in progress only with `inProgress`),
+   * as the shared store has them; none when the store is this node's alone.
+   */
+  async #elsewhere(inProgress: boolean): Promise<RoomSessionRecord[]> {
+    if (!this.#options.shared) return [];
+    return (await this.#store.listOpenRoomSessions())
+      .filter((r) => r.nodeId !== this.#options.nodeId && (!inProgress || r.status === 'in-progress'));
   }
 
   /**
@@ -148,25 +156,20 @@ export class Rooms {
 
   /** Cluster mode: the node holding a session in progress of room `roomId`, when it is another node. */
   async roomHolder(roomId: string): Promise<string | undefined> {
-    if (!this.#options.shared) return undefined;
-    const open = (await this.#store.listOpenRoomSessions()).find((r) => r.roomId === roomId && r.status === 'in-progress' && r.nodeId !== this.#options.nodeId);
-    return open?.nodeId;
+    return (await this.#elsewhere(true)).find((r) => r.roomId === roomId)?.nodeId;
   }
 
   /** Cluster mode: the room sessions in progress on other nodes (as the store has them). */
   async otherNodesRoomSessions(): Promise<{ id: string; name: string; roomId: string | null; status: 'in-progress'; startTime: Date | undefined; createdAt: Date }[]> {
-    if (!this.#options.shared) return [];
-    return (await this.#store.listOpenRoomSessions())
-      .filter((r) => r.nodeId !== this.#options.nodeId && r.status === 'in-progress')
-      .map((r) => ({ id: r.id, name: r.name, roomId: r.roomId, status: 'in-progress', startTime: r.startTime ? new Date(r.startTime) : undefined, createdAt: new Date(r.createdAt) }));
+    return (await this.#elsewhere(true)).map((r) => ({ id: r.id, name: r.name, roomId: r.roomId, status: 'in-progress', startTime: r.startTime ? new Date(r.startTime) : undefined, createdAt: new Date(r.createdAt) }));
   }
 
   /** Cluster mode: the OpenVidu ids of the room sessions in progress on the other live nodes (their public URLs). */
   async otherNodesSessionIds(cluster: { nodes(): Promise<{ id: string; state: string; publicUrl: string }[]> }): Promise<string[]> {
     const alive = new Map((await cluster.nodes()).filter((n) => n.state === 'alive').map((n) => [n.id, n.publicUrl]));
     const ids: string[] = [];
-    for (const r of await this.#store.listOpenRoomSessions()) {
-      const url = r.nodeId !== this.#options.nodeId && r.status === 'in-progress' ? alive.get(r.nodeId) : undefined;
+    for (const r of await this.#elsewhere(true)) {
+      const url = alive.get(r.nodeId);
       if (url) ids.push(`${wsBaseOf(url)}/${r.name}`);
     }
     return ids;
@@ -299,10 +302,10 @@ export class Rooms {
     this.#checkOpen();
     let roomSession = this.find(claims.r);
     if (roomSession && roomSession.roomId !== room.id) throw errors.forbidden(`Another session is named ${claims.r}`);
-    if (!roomSession && this.#options.shared) {
+    if (!roomSession) {
       // A room is in progress on one node at a time (cluster mode): its members join it there.
-      const elsewhere = (await this.#store.listOpenRoomSessions()).find((r) => r.roomId === room.id && r.status === 'in-progress' && r.nodeId !== this.#options.nodeId);
-      if (elsewhere) throw errors.forbidden(`The room ${room.name} is in progress on node ${elsewhere.nodeId}: join it there`);
+      const holder = await this.roomHolder(room.id);
+      if (holder) throw errors.forbidden(`The room ${room.name} is in progress on node ${holder}: join it there`);
     }
     // The room's own rules first (a refused join keeps its token), then the token is spent in the
     // store, atomically, before anyone sees the member: two joins with one token, one member.
