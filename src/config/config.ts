@@ -83,6 +83,21 @@ export interface KilnConfig {
   logLevel: string;
   /** Whether `/metrics` asks for API credentials. Default false. */
   metricsRequireAuth: boolean;
+  events: {
+    /**
+     * Endpoints that receive every event (JSON POST, `X-Kiln-Signature: sha256=<hex HMAC-SHA256 of
+     * the body with the endpoint's secret>`), at least once and in order, from the store's outbox.
+     */
+    webhooks: EventWebhookConfig[];
+    /** Events are kept this long for `GET /v1/events` once every endpoint has them, hours. Default 24. */
+    retentionHours: number;
+  };
+}
+
+/** One event webhook endpoint. */
+export interface EventWebhookConfig {
+  url: string;
+  secret: string;
 }
 
 /** Error for a setting that cannot be used; main prints its message as one line and exits 2. */
@@ -110,6 +125,7 @@ export function defaultConfig(): KilnConfig {
     ffmpegPath: 'ffmpeg',
     logLevel: 'info',
     metricsRequireAuth: false,
+    events: { webhooks: [], retentionHours: 24 },
   };
 }
 
@@ -177,7 +193,7 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 function applyFile(config: KilnConfig, file: Record<string, unknown>, path: string): void {
   const where = (k: string) => `${path}: ${k}`;
   const known = new Set(['api', 'signaling', 'ovt', 'ice', 'accessTokens', 'dataDir', 'databaseUrl', 'publicUrl',
-    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath', 'rooms', 'recordings']);
+    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath', 'rooms', 'recordings', 'events']);
   for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(where(`unknown setting "${k}"`));
   for (const key of ['api', 'signaling', 'ovt'] as const) {
     const v = file[key];
@@ -284,6 +300,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
       config.rooms.pricePerMemberMinute = v;
     }
   }
+  if (file.events !== undefined) applyEvents(config, file.events, where);
   if (file.recordings !== undefined) {
     const r = file.recordings;
     if (!isObject(r)) throw new ConfigError(where('recordings must be an object'));
@@ -300,6 +317,37 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
       if ((key === 'width' || key === 'height') && v % 2 !== 0) throw new ConfigError(where(`recordings.${key} must be even (H.264 4:2:0)`));
       config.recordings[key] = v;
     }
+  }
+}
+
+/** An http(s) URL for an event webhook, or a ConfigError naming `what`. */
+function webhookUrl(value: unknown, what: string): string {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${what} must be an absolute http(s) URL, got ${JSON.stringify(value)}`);
+  return url.href;
+}
+
+function applyEvents(config: KilnConfig, e: unknown, where: (k: string) => string): void {
+  if (!isObject(e)) throw new ConfigError(where('events must be an object'));
+  if (e.webhooks !== undefined) {
+    if (!Array.isArray(e.webhooks)) throw new ConfigError(where('events.webhooks must be an array of {"url", "secret"}'));
+    config.events.webhooks = e.webhooks.map((w, i) => {
+      if (!isObject(w)) throw new ConfigError(where(`events.webhooks[${i}] must be {"url", "secret"}`));
+      const url = webhookUrl(w.url, where(`events.webhooks[${i}].url`));
+      if (typeof w.secret !== 'string' || w.secret === '') throw new ConfigError(where(`events.webhooks[${i}].secret must be a non-empty string (the HMAC-SHA256 key)`));
+      return { url, secret: w.secret };
+    });
+    if (new Set(config.events.webhooks.map((w) => w.url)).size !== config.events.webhooks.length) throw new ConfigError(where('events.webhooks lists a URL twice'));
+  }
+  if (e.retentionHours !== undefined) {
+    const v = e.retentionHours;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 24 * 365) throw new ConfigError(where('events.retentionHours must be a number of hours, more than 0'));
+    config.events.retentionHours = v;
   }
 }
 
@@ -348,6 +396,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   if (env.KILN_LOG_LEVEL) config.logLevel = env.KILN_LOG_LEVEL;
   if (env.KILN_FFMPEG) config.ffmpegPath = env.KILN_FFMPEG;
   if (env.KILN_RECORDING_FREE_ACCESS) config.recordings.freeAccess = env.KILN_RECORDING_FREE_ACCESS === 'true' || env.KILN_RECORDING_FREE_ACCESS === '1';
+  if (env.KILN_EVENT_WEBHOOKS) {
+    if (!env.KILN_EVENT_SECRET) throw new ConfigError('KILN_EVENT_WEBHOOKS needs KILN_EVENT_SECRET (the HMAC-SHA256 key of its signatures)');
+    const urls = commaList(env.KILN_EVENT_WEBHOOKS).map((u) => webhookUrl(u, 'KILN_EVENT_WEBHOOKS'));
+    config.events.webhooks = [...new Set(urls)].map((url) => ({ url, secret: env.KILN_EVENT_SECRET! }));
+  }
   if (env.KILN_TLS_CERT || env.KILN_TLS_KEY) {
     if (!env.KILN_TLS_CERT || !env.KILN_TLS_KEY) throw new ConfigError('KILN_TLS_CERT and KILN_TLS_KEY must be set together');
     config.tls = { cert: env.KILN_TLS_CERT, key: env.KILN_TLS_KEY };

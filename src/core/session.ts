@@ -18,6 +18,10 @@ export type CloseReason =
   | 'timed-out'
   | 'connection-failed'
   | 'server-stopping'
+  /** Its admitted lifetime (admission webhook) or its signed URL's stream_expire ran out. */
+  | 'expired'
+  /** The node that held it died or restarted (closed for it by another node, or at the next start). */
+  | 'node-lost'
   | 'error';
 
 /** Counters a media engine updates in place (no allocation on the packet path). */
@@ -78,6 +82,8 @@ export class Session extends EventEmitter<SessionEvents> {
   readonly counters: SessionCounters = { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, lastActivity: Date.now() };
   state: SessionState = 'connecting';
   closeReason: CloseReason | undefined;
+  /** Who closed it, when someone did (`kicked`): e.g. `ome-api:admin`, `maxscale-api:admin`. */
+  closedBy: string | undefined;
   #teardown: ((reason: CloseReason) => void) | undefined;
   #memoryProbe: (() => number) | undefined;
   /** Packets in + out at each of the last samples, a ring (`sampleActivity`). */
@@ -166,11 +172,15 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit('active');
   }
 
-  /** Ends the session now; idempotent. The teardown runs once, then `close` is emitted. */
-  close(reason: CloseReason): void {
+  /**
+   * Ends the session now; idempotent. The teardown runs once, then `close` is emitted. `by` names
+   * who ended it (an API and its user), for the close event.
+   */
+  close(reason: CloseReason, by?: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.closeReason = reason;
+    this.closedBy = by;
     const teardown = this.#teardown;
     this.#teardown = undefined;
     try {
