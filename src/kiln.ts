@@ -28,6 +28,9 @@ import { forwardedCallOf } from './api/forward.ts';
 import { Recordings } from './recording/recordings.ts';
 import { RecordingLinks } from './recording/file-route.ts';
 import { join } from 'node:path';
+import { EventLog } from './events/event-log.ts';
+import { EventDelivery } from './events/delivery.ts';
+import { recordingEvent, watchCatalog, watchRoomSession } from './events/sources.ts';
 
 /** The setting holding this node's heartbeat, and how often it is written. */
 const ALIVE_KEY = 'node_alive_at';
@@ -36,6 +39,8 @@ const HEARTBEAT_MS = 5000;
 const GRANT_PRUNE_BEATS = 720;
 /** A used room token is kept this long (for the record), ms. */
 const USED_GRANT_KEEP_MS = 24 * 3600_000;
+/** How often sent events past their retention are deleted, ms. */
+const EVENT_PRUNE_MS = 10 * 60_000;
 
 export class Kiln {
   readonly config: KilnConfig;
@@ -53,10 +58,15 @@ export class Kiln {
   /** OVT origin side: other nodes (edges) pull this node's streams. */
   ovt: OvtServer | undefined;
   api: ApiServer | undefined;
+  /** The server's events (the store's outbox) and their delivery to the webhooks. */
+  events: EventLog | undefined;
+  delivery: EventDelivery | undefined;
   /** The `user:password` pairs in force (configured or generated). */
   accessTokens: string[] = [];
   #stopping: Promise<void> | undefined;
   #signingKeyValue: Buffer | undefined;
+  #eventPruner: NodeJS.Timeout | undefined;
+  #leaderCheck = { at: 0, leader: false };
   readonly #startedAt = new Date();
   #ovtKey: Buffer | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -104,6 +114,7 @@ export class Kiln {
       });
       lastAlive = (await this.cluster.start()) ?? new Date();
     }
+    await this.#startEvents(config, store);
     this.accessTokens = config.accessTokens.length > 0 ? config.accessTokens : [await this.#generatedToken(store)];
     const credentials = new Credentials(this.accessTokens);
     const signingKey = await this.#signingKey(store);
@@ -138,6 +149,7 @@ export class Kiln {
       shared: config.databaseUrl !== undefined,
       logger: this.logger,
     });
+    this.rooms.watch((rs) => watchRoomSession(this.events!, rs));
     this.recordings = new Recordings({
       store: store,
       engine: this.engine,
@@ -150,6 +162,7 @@ export class Kiln {
       stopWaitMs: config.recordings.stopWaitMs,
       nodeId: config.nodeId,
       shared: config.databaseUrl !== undefined,
+      onStatus: (record) => recordingEvent(this.events!, record),
       logger: this.logger,
     });
     const recordingLinks = new RecordingLinks(deriveKey(signingKey, 'recording-links'));
@@ -231,6 +244,10 @@ export class Kiln {
       const relayOrigins = new WeakMap<Stream, string>();
       cluster.onNodesDead((ids) => {
         for (const stream of [...this.catalog.allStreams()]) if (stream.relay && ids.includes(relayOrigins.get(stream) ?? '')) stream.close('connection-failed');
+        // What they left open is closed in the events (by whichever node gets there first: once).
+        for (const id of ids) {
+          this.events?.closeOrphans(id, 'node-lost').catch((err: Error) => this.logger.warn({ err, node: id }, 'the events a dead node left open could not be closed'));
+        }
       });
       this.engine.setRemoteStreams({
         // Without its database a node goes on publishing and playing its own streams: names are
@@ -250,6 +267,42 @@ export class Kiln {
     await this.pulls.restore();
     // What a crash left unfinished is composed in the background; the node serves meanwhile.
     void this.recordings.recover().catch((err) => this.logger.error({ err }, 'unfinished recordings could not be recovered'));
+  }
+
+  /**
+   * The event log and its delivery. What a previous run of this node left open (it crashed) is
+   * closed first, with `node-lost`, before anything new opens.
+   */
+  async #startEvents(config: KilnConfig, store: Store): Promise<void> {
+    const endpoints = config.events.webhooks.map((w) => w.url);
+    const delivery = new EventDelivery({
+      store: store.events,
+      webhooks: config.events.webhooks,
+      logger: this.logger,
+      active: this.cluster && (() => this.#deliversEvents()),
+    });
+    this.delivery = delivery;
+    this.events = new EventLog({ store: store.events, nodeId: config.nodeId, endpoints, logger: this.logger, onAppended: () => delivery.wake() });
+    const orphans = await this.events.closeOrphans(config.nodeId, 'node-lost');
+    if (orphans > 0) this.logger.info({ closed: orphans }, 'events left open by the last run are closed (node-lost)');
+    watchCatalog(this.events, this.catalog);
+    delivery.start();
+    const retentionMs = config.events.retentionHours * 3600_000;
+    this.#eventPruner = setInterval(() => {
+      store.events.prune(new Date(Date.now() - retentionMs).toISOString()).catch((err: Error) => this.logger.debug({ err }, 'events could not be pruned'));
+    }, EVENT_PRUNE_MS);
+    this.#eventPruner.unref();
+  }
+
+  /** Cluster mode: the first alive node (by id) delivers the events; checked every few seconds. */
+  async #deliversEvents(): Promise<boolean> {
+    const now = Date.now();
+    if (now - this.#leaderCheck.at > 3000) {
+      const cluster = this.cluster!;
+      const first = cluster.available ? (await cluster.nodes().catch(() => [])).find((n) => n.state === 'alive') : undefined;
+      this.#leaderCheck = { at: now, leader: first?.id === this.config.nodeId };
+    }
+    return this.#leaderCheck.leader;
   }
 
   /**
@@ -318,7 +371,7 @@ export class Kiln {
     cluster.handle('kick-session', async (args) => {
       const session = this.catalog.sessions.get(String(args.id));
       if (!session) throw errors.sessionNotFound(String(args.id));
-      session.close('kicked');
+      session.close('kicked', typeof args.by === 'string' ? args.by : undefined);
       return { kicked: session.id };
     });
     cluster.handle('api', async (args) => {
@@ -328,7 +381,7 @@ export class Kiln {
     });
     cluster.handle('delete-stream', async (args) => {
       const stream = this.catalog.stream(String(args.vhost), String(args.app), String(args.name));
-      stream.close('kicked');
+      stream.close('kicked', typeof args.by === 'string' ? args.by : undefined);
       return { deleted: stream.name };
     });
   }
@@ -385,6 +438,10 @@ export class Kiln {
       this.engine?.close();
       await closingPeers();
       await Promise.allSettled([this.signaling?.stop(), this.api?.stop(), this.ovt?.stop()]);
+      clearInterval(this.#eventPruner);
+      await this.delivery?.stop();
+      // The closes of every session, stream and room session go to the store before it closes.
+      if (this.events && !(await this.events.flush(10_000))) this.logger.error({ queued: this.events.queued }, 'events could not be written before stopping');
       await this.cluster?.stop();
       await this.store?.close();
     })();

@@ -111,7 +111,7 @@ export class ApiServer {
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls, cluster }), { prefix: '/v1' });
     app.register(async (scope) => registerMaxScaleApi(scope, {
-      catalog, credentials, rooms, cluster, nodeId, remoteRooms: cluster && (() => rooms.otherNodesRoomSessions()), servers: this.#options.servers,
+      catalog, credentials, rooms, cluster, nodeId, events: store.events, remoteRooms: cluster && (() => rooms.otherNodesRoomSessions()), servers: this.#options.servers,
     }), { prefix: '/v1' });
     app.register(async (scope) => registerOpenViduApi(scope, { rooms, recordings, credentials, freeAccess: recordingFreeAccess, publicUrl, cluster }), { prefix: '/api' });
     app.register(async (scope) => registerSignalWireApi(scope, { rooms, recordings, recordingLinks, publicUrl, store, credentials, pageTokens, pricePerMemberMinute, cluster }), { prefix: '/api/video' });

@@ -58,6 +58,8 @@ export class Stream extends EventEmitter<StreamEvents> {
   relay = false;
   readonly players = new Map<string, Session>();
   closed = false;
+  /** Who ended it, when someone did (an API and its user). */
+  closedBy: string | undefined;
 
   constructor(vhost: string, app: string, name: string, sourceType: SourceType, source: Session) {
     super();
@@ -76,12 +78,16 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.emit('player', session);
   }
 
-  /** Ends the stream: its players close with `stream-ended`, then its source. Idempotent. */
-  close(reason: CloseReason): void {
+  /**
+   * Ends the stream: its players close with `stream-ended`, then its source. `by` names who ended
+   * it. Idempotent.
+   */
+  close(reason: CloseReason, by?: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedBy = by;
     for (const player of [...this.players.values()]) player.close(reason === 'server-stopping' ? reason : 'stream-ended');
-    this.source.close(reason);
+    this.source.close(reason, by);
     this.emit('close', reason);
     this.removeAllListeners();
   }

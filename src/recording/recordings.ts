@@ -20,7 +20,7 @@ import { errors, KilnError } from '../core/errors.ts';
 import type { Participant, PublishedStream, RoomSession } from '../core/room.ts';
 import type { MediaEngine } from '../media/engine.ts';
 import type { Rooms } from '../rooms/rooms.ts';
-import type { RecordingRecord, Store } from '../store/store.ts';
+import type { RecordingRecord, RecordingStatus, Store } from '../store/store.ts';
 import { captureCodec, captureExtension, TrackCapture } from './capture.ts';
 import { compose } from './compose.ts';
 import { scanIvf } from './ivf.ts';
@@ -50,6 +50,8 @@ export interface RecordingsOptions {
   nodeId: string;
   /** Whether other nodes share the store (cluster mode): recovery then takes only this node's. Default false. */
   shared?: boolean;
+  /** Called after a recording's record was written with a status it did not have before. */
+  onStatus?: (record: RecordingRecord) => void;
   logger: Logger;
 }
 
@@ -119,6 +121,25 @@ export class Recordings {
     options.rooms.watch((rs) => this.#follow(rs));
   }
 
+  /** The statuses last written, by uuid (so that `onStatus` hears changes only). */
+  readonly #written = new Map<string, RecordingStatus>();
+
+  /** Writes a recording's record, and tells `onStatus` when its status changed. */
+  async #put(record: RecordingRecord): Promise<void> {
+    await this.#store.putRecording(record);
+    if (this.#written.get(record.uuid) === record.status) return;
+    this.#written.set(record.uuid, record.status);
+    if (record.status === 'available' || record.status === 'failed') {
+      // Final: nothing more to compare with.
+      this.#written.delete(record.uuid);
+    }
+    try {
+      this.#options.onStatus?.({ ...record });
+    } catch (err) {
+      this.#log.error({ err }, 'a recording status listener failed');
+    }
+  }
+
   /** How long `stop` may wait for the composition, ms (an HTTP caller keeps its connection that long). */
   get stopWaitMs(): number {
     return this.#options.stopWaitMs;
@@ -145,7 +166,7 @@ export class Recordings {
    * dead, marked them stopped in the shared store).
    */
   async rewriteActive(): Promise<void> {
-    for (const a of this.#active.values()) if (a.record.id !== '') await this.#store.putRecording(a.record);
+    for (const a of this.#active.values()) if (a.record.id !== '') await this.#put(a.record);
   }
 
   /** Every recording, newest first, or those of one room session. */
@@ -196,7 +217,7 @@ export class Recordings {
       this.#active.delete(placeholder);
       this.#active.set(id, active);
       await mkdir(join(this.folderOf(id), 'tracks'), { recursive: true });
-      await this.#store.putRecording(record);
+      await this.#put(record);
     } catch (err) {
       this.#forget(active);
       throw err;
@@ -229,7 +250,7 @@ export class Recordings {
     record.status = 'started';
     record.updatedAt = new Date().toISOString();
     try {
-      await this.#store.putRecording(record);
+      await this.#put(record);
     } catch (err) {
       record.status = 'starting';
       await this.#stopQuietly(active);
@@ -300,7 +321,7 @@ export class Recordings {
       this.#forget(active);
       if (record.id === '') return { ...record };
       await this.#writeManifest(active);
-      await this.#store.putRecording(record);
+      await this.#put(record);
       active.roomSession.emit('recordingStopped', record.id, record.name);
       if (record.status === 'failed') this.#log.error({ recording: record.id, reason: record.reason }, 'recording failed');
       else this.#log.info({ recording: record.id, durationMs }, 'recording stopped');
@@ -488,7 +509,7 @@ export class Recordings {
     }
     // Deleted meanwhile: nothing to write back.
     if (!(await this.#store.getRecording(record.id))) return;
-    await this.#store.putRecording(record).catch((err) => this.#log.error({ err, recording: record.id }, 'recording could not be written'));
+    await this.#put(record).catch((err) => this.#log.error({ err, recording: record.id }, 'recording could not be written'));
   }
 
   /** Recordings (ALWAYS / record_on_start) start with the first publish and stop when the last member leaves. */
@@ -538,7 +559,7 @@ export class Recordings {
       record.status = 'stopped';
       record.stoppedAt ??= new Date((manifest.zeroAt ?? Date.parse(record.createdAt)) + manifest.durationMs).toISOString();
       record.updatedAt = new Date().toISOString();
-      await this.#store.putRecording(record);
+      await this.#put(record);
       this.#log.warn({ recording: record.id, was, durationMs: manifest.durationMs }, 'recording left unfinished by the last run: composing what was captured');
       this.#queueCompose(record, manifest);
     }
@@ -558,7 +579,7 @@ export class Recordings {
   async #fail(record: RecordingRecord, reason: string): Promise<void> {
     this.#log.error({ recording: record.id, reason }, 'recording failed');
     Object.assign(record, { status: 'failed', reason, updatedAt: new Date().toISOString() });
-    await this.#store.putRecording(record);
+    await this.#put(record);
   }
 
   /**

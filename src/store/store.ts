@@ -144,7 +144,77 @@ export interface RecordingRecord {
   nodeId: string;
 }
 
+/** An event of the server, as appended to the outbox (src/events). */
+export interface NewEventRecord {
+  /** A UUID, unique to this event (receivers deduplicate by it). */
+  id: string;
+  /** e.g. `session.opened`, `stream.destroyed`, `participant.left`, `recording.status`. */
+  type: string;
+  /** ISO 8601. */
+  time: string;
+  /** The node that wrote it. */
+  nodeId: string;
+  /** What it is about (a session id, a stream, a room session…): delivery keeps each subject's order. */
+  subject: string;
+  data: Record<string, unknown>;
+}
+
+/** An event in the outbox, with its place in it. */
+export interface EventRecord extends NewEventRecord {
+  /** Increases with each event appended; deliveries follow it. */
+  seq: number;
+}
+
+/** Where one event stands with one endpoint. */
+export interface EventDeliveryRecord {
+  endpoint: string;
+  attempts: number;
+  lastError: string | null;
+  lastAttemptAt: string | null;
+  /** Null while pending. */
+  deliveredAt: string | null;
+}
+
+/**
+ * What an event does to its pair: opens one (`key`, and the type of the event that will close it),
+ * or closes the open one of `key`.
+ */
+export type EventPairChange = { open: string; closeType: string } | { close: string };
+
+/** An opened event without its closing one yet (e.g. a session opened and not closed). */
+export interface OpenEventPair {
+  key: string;
+  subject: string;
+  closeType: string;
+  /** The opening event's data (the closing one repeats it, with a reason). */
+  data: Record<string, unknown>;
+  nodeId: string;
+  openedSeq: number;
+}
+
+/** The event outbox (issue 9): events, their deliveries to each endpoint, and open pairs. */
+export interface EventStore {
+  /**
+   * Appends an event with a pending delivery to each endpoint, and applies its pair change in the
+   * same transaction. Returns the event's seq; undefined (nothing appended) for a close of a pair
+   * that is not open, so each opened event has one closing event.
+   */
+  append(event: NewEventRecord, endpoints: string[], pair?: EventPairChange): Promise<number | undefined>;
+  /** The open pairs of a node, newest first. */
+  openPairs(nodeId: string): Promise<OpenEventPair[]>;
+  /** The endpoint's pending events, oldest first. */
+  pending(endpoint: string, limit: number): Promise<(EventRecord & { attempts: number })[]>;
+  delivered(endpoint: string, seq: number, at: string): Promise<void>;
+  failed(endpoint: string, seq: number, error: string, at: string): Promise<void>;
+  /** Events newest first, with their deliveries; only those still pending somewhere when `pending`. */
+  list(query: { limit: number; offset: number; pending?: boolean }): Promise<{ total: number; events: (EventRecord & { deliveries: EventDeliveryRecord[] })[] }>;
+  /** Deletes events from before `before` that no endpoint waits for. Returns how many. */
+  prune(before: string): Promise<number>;
+}
+
 export interface Store {
+  /** The event outbox. */
+  readonly events: EventStore;
   /** A named setting (e.g. the generated credential), or undefined. */
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;

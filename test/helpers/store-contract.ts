@@ -98,3 +98,57 @@ export async function nodeScopeContract(store: Store): Promise<void> {
   assert.equal((await store.getRecording('rec-a'))?.nodeId, 'node-a');
   assert.equal((await store.getRecording('rec-a'))?.status, 'started');
 }
+
+/**
+ * The event outbox: appends with a pending delivery per endpoint, pairs closed once, pending in
+ * order, delivered/failed bookkeeping, listing newest first with deliveries, pruning.
+ */
+export async function eventsContract(store: Store): Promise<void> {
+  const ev = (id: string, type: string, subject: string, time = '2026-01-01T00:00:00.000Z', nodeId = 'n1') =>
+    ({ id, type, time, nodeId, subject, data: { n: id, nested: { ok: true } } });
+  const endpoints = ['http://a.example/hook', 'http://b.example/hook'];
+  const s1 = await store.events.append(ev('e1', 'session.opened', 's1'), endpoints, { open: 'session:s1', closeType: 'session.closed' });
+  const s2 = await store.events.append(ev('e2', 'session.opened', 's2', undefined, 'n2'), endpoints, { open: 'session:s2', closeType: 'session.closed' });
+  const s3 = await store.events.append(ev('e3', 'recording.status', 'r1'), endpoints);
+  assert.ok(s1! < s2! && s2! < s3!, 'seq increases');
+  assert.deepEqual((await store.events.openPairs('n1')).map((p) => [p.key, p.subject, p.closeType, p.data]), [['session:s1', 's1', 'session.closed', { n: 'e1', nested: { ok: true } }]]);
+  // A close writes its event once: the second close of the same pair is not appended.
+  assert.ok(await store.events.append(ev('e4', 'session.closed', 's1'), endpoints, { close: 'session:s1' }));
+  assert.equal(await store.events.append(ev('e5', 'session.closed', 's1'), endpoints, { close: 'session:s1' }), undefined);
+  assert.deepEqual(await store.events.openPairs('n1'), []);
+  assert.equal((await store.events.openPairs('n2')).length, 1);
+
+  const pendingA = await store.events.pending(endpoints[0], 10);
+  assert.deepEqual(pendingA.map((e) => e.id), ['e1', 'e2', 'e3', 'e4']);
+  assert.deepEqual(pendingA[0].data, { n: 'e1', nested: { ok: true } });
+  assert.equal(pendingA[0].attempts, 0);
+  assert.equal((await store.events.pending(endpoints[0], 2)).length, 2);
+  await store.events.failed(endpoints[0], s1!, 'HTTP 503', '2026-01-01T00:00:01.000Z');
+  assert.equal((await store.events.pending(endpoints[0], 1))[0].attempts, 1);
+  await store.events.delivered(endpoints[0], s1!, '2026-01-01T00:00:02.000Z');
+  await store.events.delivered(endpoints[0], s2!, '2026-01-01T00:00:02.000Z');
+  assert.deepEqual((await store.events.pending(endpoints[0], 10)).map((e) => e.id), ['e3', 'e4']);
+  assert.equal((await store.events.pending(endpoints[1], 10)).length, 4, 'endpoints are independent');
+
+  const all = await store.events.list({ limit: 10, offset: 0 });
+  assert.equal(all.total, 4);
+  assert.deepEqual(all.events.map((e) => e.id), ['e4', 'e3', 'e2', 'e1'], 'newest first');
+  const first = all.events[3];
+  assert.deepEqual(first.deliveries.map((d) => [d.endpoint, d.deliveredAt, d.attempts, d.lastError]), [
+    [endpoints[0], '2026-01-01T00:00:02.000Z', 2, 'HTTP 503'],
+    [endpoints[1], null, 0, null],
+  ]);
+  const page = await store.events.list({ limit: 2, offset: 2 });
+  assert.deepEqual(page.events.map((e) => e.id), ['e2', 'e1']);
+  // Pending somewhere: all four (endpoint b has none of them yet).
+  assert.equal((await store.events.list({ limit: 10, offset: 0, pending: true })).total, 4);
+  for (const e of all.events) await store.events.delivered(endpoints[1], e.seq, '2026-01-01T00:00:03.000Z');
+  for (const e of all.events) await store.events.delivered(endpoints[0], e.seq, '2026-01-01T00:00:03.000Z');
+  assert.equal((await store.events.list({ limit: 10, offset: 0, pending: true })).total, 0);
+
+  // Pruning: delivered events from before the time go; a pending one stays whatever its age.
+  await store.events.append(ev('e6', 'recording.status', 'r1', '2026-01-01T00:00:00.000Z'), endpoints);
+  await store.events.append(ev('e7', 'recording.status', 'r1', '2026-03-01T00:00:00.000Z'), []);
+  assert.equal(await store.events.prune('2026-02-01T00:00:00.000Z'), 4);
+  assert.deepEqual((await store.events.list({ limit: 10, offset: 0 })).events.map((e) => e.id), ['e7', 'e6']);
+}

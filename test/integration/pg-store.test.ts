@@ -23,7 +23,7 @@ import type {
   Store,
 } from '../../src/store/store.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { grantRecord, grantsContract, nodeScopeContract, recordingRecord, recordingsContract } from '../helpers/store-contract.ts';
+import { eventsContract, grantRecord, grantsContract, nodeScopeContract, recordingRecord, recordingsContract } from '../helpers/store-contract.ts';
 
 let server: TestPostgres;
 let databases = 0;
@@ -110,6 +110,10 @@ test('room grants: expired and long-used ones are pruned, live ones stay; deleti
 
 test('what a node holds: open room sessions, tokens, completing and unfinished recordings, of one node or all', withPgStore(async (store) => {
   await nodeScopeContract(store);
+}));
+
+test('the event outbox: pending deliveries per endpoint, pairs closed once, listing with deliveries, pruning', withPgStore(async (store) => {
+  await eventsContract(store);
 }));
 
 /** Every page of a listing: newest first with `before` cursors to the end, then back up with `after`. */
@@ -342,7 +346,7 @@ test('nodes opening an empty database at once all succeed and the schema is appl
     await client.connect();
     try {
       const { rows } = await client.query<{ version: number; n: string }>('SELECT version, count(*) AS n FROM schema_migrations GROUP BY version ORDER BY version');
-      assert.deepEqual(rows.map((r) => [r.version, Number(r.n)]), [[1, 1], [2, 1]]);
+      assert.deepEqual(rows.map((r) => [r.version, Number(r.n)]), [[1, 1], [2, 1], [3, 1]]);
     } finally {
       await client.end();
     }

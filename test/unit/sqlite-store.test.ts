@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { grantsContract, nodeScopeContract, recordingsContract } from '../helpers/store-contract.ts';
+import { eventsContract, grantsContract, nodeScopeContract, recordingsContract } from '../helpers/store-contract.ts';
 
 function withStore(fn: (store: SqliteStore, dir: string) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -32,4 +32,8 @@ test('room grants: expired and long-used ones are pruned, live ones stay; deleti
 
 test('what a node holds: open room sessions, tokens, completing and unfinished recordings, of one node or all', withStore(async (store) => {
   await nodeScopeContract(store);
+}));
+
+test('the event outbox: pending deliveries per endpoint, pairs closed once, listing with deliveries, pruning', withStore(async (store) => {
+  await eventsContract(store);
 }));

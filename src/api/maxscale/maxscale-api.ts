@@ -15,10 +15,14 @@ import { applyFields, parseBoolean, shapeCollection, type JsonObject, type Query
 import type { Session, SessionView } from '../../core/session.ts';
 import type { Cluster } from '../../cluster/cluster.ts';
 import { RemoteSession } from '../../cluster/snapshots.ts';
+import type { EventStore } from '../../store/store.ts';
+import { eventResource } from './events.ts';
 import { serverResource, serviceResource, ServiceDirectory, sessionResource, type RoomDirectory, type RoomSessionView, type ServerView } from './resources.ts';
 
 /** What the MaxScale dialect reads: the live sessions, the credentials, and the open rooms. */
 export interface MaxScaleApiOptions {
+  /** The event outbox (`GET /v1/events`). */
+  events?: EventStore;
   catalog: Catalog;
   credentials: Credentials;
   rooms: RoomDirectory;
@@ -42,6 +46,14 @@ function queryOf(request: FastifyRequest): QueryParams {
 }
 
 /** Sends JSON, pretty-printed (4 spaces, as MaxScale) when `pretty` is true. */
+/** An integer page parameter in [min, max], `fallback` when absent; BAD_REQUEST otherwise. */
+function pageParam(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new KilnError('BAD_REQUEST', `${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
 function sendJson(request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): FastifyReply {
   const pretty = parseBoolean(queryOf(request).pretty) === true;
   return reply.code(status).type('application/json').send(JSON.stringify(body, null, pretty ? 4 : undefined));
@@ -151,9 +163,10 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   async function killSession(request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<FastifyReply> {
     const session = await findSession(request.params.id);
     const ttl = Number.parseInt(queryOf(request).ttl ?? '', 10);
+    const by = `maxscale-api:${credentials.basic(request.headers.authorization) ?? ''}`;
     if (!('close' in session)) {
       // Another node's: it kills it now, or this node asks it to when the ttl runs out.
-      const kill = () => cluster!.request(session.nodeId, 'kick-session', { id: session.id });
+      const kill = () => cluster!.request(session.nodeId, 'kick-session', { id: session.id, by });
       clearTimeout(pendingKills.get(session.id));
       pendingKills.delete(session.id);
       if (ttl > 0) {
@@ -177,11 +190,11 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
           pendingKills.delete(session);
         });
       }
-      const timer = setTimeout(() => session.close('kicked'), Math.min(ttl, 86_400) * 1000);
+      const timer = setTimeout(() => session.close('kicked', by), Math.min(ttl, 86_400) * 1000);
       timer.unref();
       pendingKills.set(session, timer);
     } else {
-      session.close('kicked');
+      session.close('kicked', by);
     }
     return reply.code(204).send();
   }
@@ -223,8 +236,30 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
     });
   }
 
+  // The events of the server (issue 9), newest first, with where each stands with each webhook:
+  // paged in the store (`page[size]`, default 100, at most 1000; `page[number]` from 0); `pending=true`
+  // keeps those some endpoint still waits for.
+  for (const url of ['/events', '/events/']) {
+    scope.get(url, async (request, reply) => {
+      if (!options.events) throw new KilnError('NOT_FOUND', 'No event log');
+      const query = queryOf(request);
+      const size = pageParam(query['page[size]'], 'page[size]', 100, 1, 1000);
+      const number = pageParam(query['page[number]'], 'page[number]', 0, 0, 1_000_000);
+      const pending = parseBoolean(query.pending);
+      if (query.pending !== undefined && pending === undefined) throw new KilnError('BAD_REQUEST', 'pending must be true or false');
+      const { total, events } = await options.events.list({ limit: size, offset: number * size, pending });
+      const base = requestBaseUrl(request);
+      const page = (n: number) => `${base}/v1/events/?page%5Bsize%5D=${size}&page%5Bnumber%5D=${n}${pending ? '&pending=true' : ''}`;
+      const last = Math.max(0, Math.ceil(total / size) - 1);
+      const links: Record<string, string> = { self: page(number), first: page(0), last: page(last) };
+      if (number < last) links.next = page(number + 1);
+      if (number > 0) links.prev = page(Math.min(number - 1, last));
+      return sendJson(request, reply, 200, { links, data: events.map(eventResource), meta: { total } });
+    });
+  }
+
   // What MaxScale has that Kiln does not: a clear answer in the dialect's shape.
-  for (const url of ['/sessions', '/sessions/', '/sessions/:id', '/services', '/services/', '/services/:id', '/services/:vhost/:app', '/servers', '/servers/', '/servers/:id']) {
+  for (const url of ['/events', '/events/', '/sessions', '/sessions/', '/sessions/:id', '/services', '/services/', '/services/:id', '/services/:vhost/:app', '/servers', '/servers/', '/servers/:id']) {
     scope.route({
       method: ['POST', 'PUT', 'PATCH', ...(url === '/sessions/:id' ? [] : ['DELETE'])],
       url,
@@ -236,5 +271,6 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
   }
   scope.all('/sessions/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
   scope.all('/services/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
+  scope.all('/events/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
   scope.all('/servers/*', async (request, reply) => sendError(request, reply, 404, `No resource at ${request.url.split('?')[0]}`));
 }

@@ -59,6 +59,8 @@ type P = { vhost: string; app: string; stream: string; session: string };
 
 export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOptions): Promise<void> {
   const { catalog, credentials, pulls, cluster } = options;
+  /** Who a kick or a delete is by, for the close events: the API and its user. */
+  const kickedBy = (request: FastifyRequest): string => `ome-api:${credentials.basic(request.headers.authorization) ?? ''}`;
 
   /**
    * Where a stream lives: this node's own stream (not a relay), else another node's, else this
@@ -125,10 +127,11 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
   scope.delete<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream', async (request) => {
     const { vhost, app, stream } = request.params;
     const found = await findStream(vhost, app, stream);
+    const by = kickedBy(request);
     // The origin ends it; its relays end with it.
-    if (found.remote) await cluster!.request(found.remote.nodeId, 'delete-stream', { vhost, app, name: stream });
+    if (found.remote) await cluster!.request(found.remote.nodeId, 'delete-stream', { vhost, app, name: stream, by });
     // This node's relay of it ends now too (not when the origin's stop reaches it).
-    found.local?.close('kicked');
+    found.local?.close('kicked', by);
     return ok();
   });
   scope.get<{ Params: P }>('/vhosts/:vhost/apps/:app/streams/:stream/sessions', async (request) => {
@@ -146,12 +149,12 @@ export async function registerOmeApi(scope: FastifyInstance, options: OmeApiOpti
     await findStream(vhost, app, stream);
     const player = catalog.app(vhost, app).streams.get(stream)?.players.get(session);
     if (player) {
-      player.close('kicked');
+      player.close('kicked', kickedBy(request));
       return ok();
     }
     const remote = cluster ? await cluster.remoteSession(session) : undefined;
     if (!remote || remote.kind !== 'player' || remote.vhost !== vhost || remote.app !== app || remote.stream !== stream) throw errors.sessionNotFound(session);
-    await cluster!.request(remote.nodeId, 'kick-session', { id: session });
+    await cluster!.request(remote.nodeId, 'kick-session', { id: session, by: kickedBy(request) });
     return ok();
   });
 }

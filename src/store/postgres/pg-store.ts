@@ -18,6 +18,7 @@ import type {
   RoomTokenRecord,
   Store,
 } from '../store.ts';
+import { PG_EVENTS_MIGRATION, PgEventStore } from './pg-events.ts';
 
 /** The advisory lock key that serialises migrations across nodes ('KILN' in ASCII). */
 const MIGRATION_LOCK = 0x4b494c4e;
@@ -91,6 +92,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX live_sessions_node ON live_sessions (node_id);
    CREATE INDEX live_sessions_stream ON live_sessions (vhost, app, stream);
    CREATE UNLOGGED TABLE bus_replies (id text COLLATE "C" PRIMARY KEY, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
+  // The event outbox (src/events).
+  PG_EVENTS_MIGRATION,
 ];
 
 /** SQLSTATE of a unique violation. */
@@ -208,9 +211,11 @@ async function migrate(pool: pg.Pool): Promise<void> {
 export class PgStore implements Store {
   readonly #pool: pg.Pool;
   #closing: Promise<void> | undefined;
+  readonly events: PgEventStore;
 
   private constructor(pool: pg.Pool) {
     this.#pool = pool;
+    this.events = new PgEventStore((text, params) => this.#query(text, params), (fn) => this.#transaction(fn));
   }
 
   /**

@@ -19,6 +19,7 @@ import type {
   RoomTokenRecord,
   Store,
 } from '../store.ts';
+import { SQLITE_EVENTS_MIGRATION, SqliteEventStore } from './sqlite-events.ts';
 
 /** Schema migrations, applied in order; each runs once (tracked by PRAGMA user_version). */
 const MIGRATIONS: string[] = [
@@ -61,6 +62,7 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE room_sessions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
    ALTER TABLE pull_streams ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
    ALTER TABLE recordings ADD COLUMN node_id TEXT NOT NULL DEFAULT ''`,
+  SQLITE_EVENTS_MIGRATION,
 ];
 
 interface RecordingRow {
@@ -110,6 +112,7 @@ const roomOf = (r: RoomRow): RoomRecord => ({ id: r.id, name: r.name, settings: 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   #closed = false;
+  readonly events: SqliteEventStore;
 
   /** Opens (creating when needed) `kiln.db` in `dataDir`. */
   constructor(dataDir: string) {
@@ -117,6 +120,7 @@ export class SqliteStore implements Store {
     this.#db = new DatabaseSync(join(dataDir, 'kiln.db'));
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000');
     this.#migrate();
+    this.events = new SqliteEventStore(this.#db);
   }
 
   #migrate(): void {
