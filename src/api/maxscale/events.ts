@@ -1,5 +1,5 @@
 /**
- * `GET /v1/events` resources: the server's events as JSON:API documents in the MaxScale dialect's
+ * `GET /v1/events` resources (\`type\` "events"; the event's own type is the \`event\` attribute): the server's events as JSON:API documents in the MaxScale dialect's
  * style, with where each stands with each webhook endpoint.
  */
 import type { EventDeliveryRecord, EventRecord } from '../../store/store.ts';
@@ -17,7 +17,8 @@ export function eventResource(e: EventRecord & { deliveries: EventDeliveryRecord
     type: 'events',
     attributes: {
       seq: e.seq,
-      type: e.type,
+      // JSON:API reserves \`type\` for the resource's type.
+      event: e.type,
       time: e.time,
       node: e.nodeId,
       subject: e.subject,
