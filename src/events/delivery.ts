@@ -16,6 +16,8 @@ import type { EventRecord, EventStore } from '../store/store.ts';
 import type { EventWebhookConfig } from '../config/config.ts';
 
 const BATCH = 200;
+/** Deliveries recorded in one write, at most. */
+const RECORD_EVERY = 32;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 /** An endpoint that does not answer within this long has failed this attempt. */
@@ -120,17 +122,25 @@ export class EventDelivery {
         await this.#sleep(pollMs, true);
         continue;
       }
+      // Deliveries are recorded a few at a time; not recorded (a crash, the store failing) means
+      // sent again later: at least once.
+      const sent: number[] = [];
+      const record = async () => {
+        if (sent.length === 0) return;
+        await store.delivered(webhook.url, sent.splice(0), new Date().toISOString()).catch((err: Error) => logger.debug({ err }, 'deliveries cannot be recorded'));
+      };
       for (const event of batch) {
-        if (!this.#running) return;
+        if (!this.#running) break;
         const error = await this.#post(webhook, event);
         const at = new Date().toISOString();
         if (error === undefined) {
           this.delivered++;
           backoff = 0;
-          // Not recorded (the store failing) means sent again later: at least once.
-          await store.delivered(webhook.url, event.seq, at).catch((err: Error) => logger.debug({ err }, 'a delivery cannot be recorded'));
+          sent.push(event.seq);
+          if (sent.length >= RECORD_EVERY) await record();
           continue;
         }
+        await record();
         this.failures++;
         backoff = backoff === 0 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
         if (backoff === BACKOFF_MIN_MS) logger.warn({ endpoint: webhook.url, error }, 'an event webhook failed; retrying with back-off');
@@ -138,6 +148,7 @@ export class EventDelivery {
         await this.#sleep(backoff, false);
         break;
       }
+      await record();
     }
   }
 

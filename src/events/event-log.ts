@@ -7,12 +7,12 @@
  * with no open pair is not written, so each opened has exactly one closed. The pairs a node leaves
  * open when it dies or restarts are closed for it (`closeOrphans`, reason `node-lost`).
  *
- * `emit` never throws and never waits: it queues. The queue is written in order, one event at a
- * time; when the store fails (the database is unreachable), it waits and tries again, keeping order.
+ * `emit` never throws and never waits: it queues. The queue is written in order, what is queued
+ * in one transaction (up to a batch); when the store fails (the database is unreachable), it waits and tries again, keeping order.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { EventPairChange, EventStore, NewEventRecord } from '../store/store.ts';
+import type { EventAppend, EventPairChange, EventStore, NewEventRecord } from '../store/store.ts';
 
 /** The types of event the server emits. */
 export type EventType =
@@ -33,6 +33,8 @@ export const CLOSING: Partial<Record<EventType, EventType>> = {
 /** Queued events beyond this many (the store unreachable for long) are dropped, oldest first, and logged. */
 const MAX_QUEUED = 100_000;
 const RETRY_MIN_MS = 250;
+/** Queued events written in one transaction, at most. */
+const BATCH = 256;
 const RETRY_MAX_MS = 5000;
 
 export interface EventLogOptions {
@@ -45,14 +47,10 @@ export interface EventLogOptions {
   onAppended?: () => void;
 }
 
-interface Queued {
-  event: NewEventRecord;
-  pair: EventPairChange | undefined;
-}
 
 export class EventLog {
   readonly #options: EventLogOptions;
-  readonly #queue: Queued[] = [];
+  readonly #queue: EventAppend[] = [];
   #head = 0;
   #pumping: Promise<void> | undefined;
   #failing = false;
@@ -97,9 +95,10 @@ export class EventLog {
   async #pump(): Promise<void> {
     let delay = RETRY_MIN_MS;
     while (this.#head < this.#queue.length) {
-      const { event, pair } = this.#queue[this.#head];
+      // What is queued, up to a batch, in one transaction.
+      const batch = this.#queue.slice(this.#head, this.#head + BATCH);
       try {
-        await this.#options.store.append(event, this.#options.endpoints, pair);
+        await this.#options.store.append(batch, this.#options.endpoints);
       } catch (err) {
         if (!this.#failing) this.#options.logger.warn({ err, queued: this.queued }, 'events cannot be written yet; retrying');
         this.#failing = true;
@@ -110,13 +109,13 @@ export class EventLog {
       if (this.#failing) this.#options.logger.info('events are written again');
       this.#failing = false;
       delay = RETRY_MIN_MS;
-      this.appended++;
-      this.#head++;
+      this.appended += batch.length;
+      this.#head += batch.length;
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue.splice(0, this.#head);
         this.#head = 0;
       }
-      if (this.#head === this.#queue.length || this.#head % 64 === 0) this.#options.onAppended?.();
+      this.#options.onAppended?.();
     }
     this.#queue.length = 0;
     this.#head = 0;

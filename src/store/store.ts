@@ -181,6 +181,12 @@ export interface EventDeliveryRecord {
  */
 export type EventPairChange = { open: string; closeType: string } | { close: string };
 
+/** One event to append, with what it does to its pair. */
+export interface EventAppend {
+  event: NewEventRecord;
+  pair?: EventPairChange;
+}
+
 /** An opened event without its closing one yet (e.g. a session opened and not closed). */
 export interface OpenEventPair {
   key: string;
@@ -195,16 +201,16 @@ export interface OpenEventPair {
 /** The event outbox (issue 9): events, their deliveries to each endpoint, and open pairs. */
 export interface EventStore {
   /**
-   * Appends an event with a pending delivery to each endpoint, and applies its pair change in the
-   * same transaction. Returns the event's seq; undefined (nothing appended) for a close of a pair
+   * Appends events in order, in one transaction, each with a pending delivery to each endpoint and
+   * its pair change. Returns each event's seq; undefined (nothing appended) for a close of a pair
    * that is not open, so each opened event has one closing event.
    */
-  append(event: NewEventRecord, endpoints: string[], pair?: EventPairChange): Promise<number | undefined>;
+  append(events: EventAppend[], endpoints: string[]): Promise<(number | undefined)[]>;
   /** The open pairs of a node, newest first. */
   openPairs(nodeId: string): Promise<OpenEventPair[]>;
   /** The endpoint's pending events, oldest first. */
   pending(endpoint: string, limit: number): Promise<(EventRecord & { attempts: number })[]>;
-  delivered(endpoint: string, seq: number, at: string): Promise<void>;
+  delivered(endpoint: string, seqs: number[], at: string): Promise<void>;
   failed(endpoint: string, seq: number, error: string, at: string): Promise<void>;
   /** Events newest first, with their deliveries; only those still pending somewhere when `pending`. */
   list(query: { limit: number; offset: number; pending?: boolean }): Promise<{ total: number; events: (EventRecord & { deliveries: EventDeliveryRecord[] })[] }>;

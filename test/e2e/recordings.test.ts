@@ -259,6 +259,12 @@ describe('a two-party OpenVidu session, recorded', () => {
     const [top2, bl2, bm2, br2] = await luma(file, p.duration - 0.7, [top, bottomLeft, bottomMiddle, bottomRight]);
     const black2 = Math.max(bl2, br2);
     assert.ok(bl2 < 5 && br2 < 5 && top2 > black2 + 3 && bm2 > black2 + 3, `2x2 of three: top ${top2}, bottom ${bl2} / ${bm2} / ${br2}`);
+
+    // Its life as events: each status once, in order.
+    const events = await fetch(`${kiln.apiUrl}/v1/events?page[size]=1000`, { headers: { authorization: kiln.basic } }).then((r) => r.json()) as { data: any[] };
+    const statuses = events.data.reverse().filter((e) => e.attributes.event === 'recording.status' && e.attributes.data.recording.id === recordingId)
+      .map((e) => e.attributes.data.recording.status);
+    assert.deepEqual(statuses, ['starting', 'started', 'stopped', 'available']);
   });
 
   test('a second recording of the session takes the next id; DELETE removes file and record', async () => {

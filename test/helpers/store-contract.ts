@@ -3,7 +3,7 @@
  * SQLite store in test/unit/sqlite-store.test.ts, PostgreSQL in test/integration/pg-store.test.ts).
  */
 import assert from 'node:assert/strict';
-import type { RecordingRecord, RoomGrantRecord, Store } from '../../src/store/store.ts';
+import type { EventPairChange, RecordingRecord, RoomGrantRecord, Store } from '../../src/store/store.ts';
 
 /** A recording record with a uuid derived from its id. */
 export const recordingRecord = (id: string, createdAt: string, status: RecordingRecord['status'], roomSessionId = 'rs-1'): RecordingRecord => ({
@@ -107,14 +107,18 @@ export async function eventsContract(store: Store): Promise<void> {
   const ev = (id: string, type: string, subject: string, time = '2026-01-01T00:00:00.000Z', nodeId = 'n1') =>
     ({ id, type, time, nodeId, subject, data: { n: id, nested: { ok: true } } });
   const endpoints = ['http://a.example/hook', 'http://b.example/hook'];
-  const s1 = await store.events.append(ev('e1', 'session.opened', 's1'), endpoints, { open: 'session:s1', closeType: 'session.closed' });
-  const s2 = await store.events.append(ev('e2', 'session.opened', 's2', undefined, 'n2'), endpoints, { open: 'session:s2', closeType: 'session.closed' });
-  const s3 = await store.events.append(ev('e3', 'recording.status', 'r1'), endpoints);
+  const append = async (event: ReturnType<typeof ev>, pair?: EventPairChange, to = endpoints) => (await store.events.append([{ event, pair }], to))[0];
+  // One batch: in order, in one transaction.
+  const [s1, s2] = await store.events.append([
+    { event: ev('e1', 'session.opened', 's1'), pair: { open: 'session:s1', closeType: 'session.closed' } },
+    { event: ev('e2', 'session.opened', 's2', undefined, 'n2'), pair: { open: 'session:s2', closeType: 'session.closed' } },
+  ], endpoints);
+  const s3 = await append(ev('e3', 'recording.status', 'r1'));
   assert.ok(s1! < s2! && s2! < s3!, 'seq increases');
   assert.deepEqual((await store.events.openPairs('n1')).map((p) => [p.key, p.subject, p.closeType, p.data]), [['session:s1', 's1', 'session.closed', { n: 'e1', nested: { ok: true } }]]);
   // A close writes its event once: the second close of the same pair is not appended.
-  assert.ok(await store.events.append(ev('e4', 'session.closed', 's1'), endpoints, { close: 'session:s1' }));
-  assert.equal(await store.events.append(ev('e5', 'session.closed', 's1'), endpoints, { close: 'session:s1' }), undefined);
+  assert.ok(await append(ev('e4', 'session.closed', 's1'), { close: 'session:s1' }));
+  assert.equal(await append(ev('e5', 'session.closed', 's1'), { close: 'session:s1' }), undefined);
   assert.deepEqual(await store.events.openPairs('n1'), []);
   assert.equal((await store.events.openPairs('n2')).length, 1);
 
@@ -125,8 +129,7 @@ export async function eventsContract(store: Store): Promise<void> {
   assert.equal((await store.events.pending(endpoints[0], 2)).length, 2);
   await store.events.failed(endpoints[0], s1!, 'HTTP 503', '2026-01-01T00:00:01.000Z');
   assert.equal((await store.events.pending(endpoints[0], 1))[0].attempts, 1);
-  await store.events.delivered(endpoints[0], s1!, '2026-01-01T00:00:02.000Z');
-  await store.events.delivered(endpoints[0], s2!, '2026-01-01T00:00:02.000Z');
+  await store.events.delivered(endpoints[0], [s1!, s2!], '2026-01-01T00:00:02.000Z');
   assert.deepEqual((await store.events.pending(endpoints[0], 10)).map((e) => e.id), ['e3', 'e4']);
   assert.equal((await store.events.pending(endpoints[1], 10)).length, 4, 'endpoints are independent');
 
@@ -142,13 +145,13 @@ export async function eventsContract(store: Store): Promise<void> {
   assert.deepEqual(page.events.map((e) => e.id), ['e2', 'e1']);
   // Pending somewhere: all four (endpoint b has none of them yet).
   assert.equal((await store.events.list({ limit: 10, offset: 0, pending: true })).total, 4);
-  for (const e of all.events) await store.events.delivered(endpoints[1], e.seq, '2026-01-01T00:00:03.000Z');
-  for (const e of all.events) await store.events.delivered(endpoints[0], e.seq, '2026-01-01T00:00:03.000Z');
+  await store.events.delivered(endpoints[1], all.events.map((e) => e.seq), '2026-01-01T00:00:03.000Z');
+  await store.events.delivered(endpoints[0], all.events.map((e) => e.seq), '2026-01-01T00:00:03.000Z');
   assert.equal((await store.events.list({ limit: 10, offset: 0, pending: true })).total, 0);
 
   // Pruning: delivered events from before the time go; a pending one stays whatever its age.
-  await store.events.append(ev('e6', 'recording.status', 'r1', '2026-01-01T00:00:00.000Z'), endpoints);
-  await store.events.append(ev('e7', 'recording.status', 'r1', '2026-03-01T00:00:00.000Z'), []);
+  await append(ev('e6', 'recording.status', 'r1', '2026-01-01T00:00:00.000Z'));
+  await append(ev('e7', 'recording.status', 'r1', '2026-03-01T00:00:00.000Z'), undefined, []);
   assert.equal(await store.events.prune('2026-02-01T00:00:00.000Z'), 4);
   assert.deepEqual((await store.events.list({ limit: 10, offset: 0 })).events.map((e) => e.id), ['e7', 'e6']);
 }

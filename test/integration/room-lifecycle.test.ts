@@ -36,7 +36,9 @@ function history(dataDir: string) {
   try {
     const sessions = db.prepare('SELECT id, name, status, start_time, end_time, end_reason FROM room_sessions ORDER BY created_at').all() as any[];
     const members = db.prepare('SELECT room_session_id, joined_at, left_at, leave_reason FROM room_members ORDER BY joined_at').all() as any[];
-    return { sessions, members };
+    const events = (db.prepare("SELECT type, subject, data FROM events WHERE type LIKE 'room_session.%' OR type LIKE 'participant.%' ORDER BY seq").all() as any[])
+      .map((e) => ({ type: e.type as string, subject: e.subject as string, data: JSON.parse(e.data) }));
+    return { sessions, members, events };
   } finally {
     db.close();
   }
@@ -78,6 +80,14 @@ describe('room sessions survive restarts as history', () => {
     assert.deepEqual(members.map((m) => m.leave_reason).sort(), ['disconnect', 'server-stopping']);
     assert.ok(members.every((m) => m.left_at && m.left_at >= m.joined_at));
     assert.equal(sessions.filter((s) => s.status === 'in-progress').length, 0);
+    // The events: started, two joins, the leave and the rest at the stop, then ended; in pairs.
+    const { events } = history(dataDir);
+    const ofSession = events.filter((e) => e.subject === ended.id || e.data.participant?.room_session_id === ended.id);
+    assert.deepEqual(ofSession.map((e) => [e.type, e.data.reason]), [
+      ['room_session.started', undefined], ['participant.joined', undefined], ['participant.joined', undefined],
+      ['participant.left', 'disconnect'], ['participant.left', 'server-stopping'], ['room_session.ended', 'server-stopping'],
+    ]);
+    assert.equal(ofSession[1].data.participant.room_session_name, ended.name);
 
     const again = await startKiln({ KILN_DATA_DIR: dataDir, KILN_SIGNALING_PORT: port, KILN_PUBLIC_URL: `http://127.0.0.1:${port}` });
     try {
@@ -118,6 +128,12 @@ describe('room sessions survive restarts as history', () => {
     assert.ok(ended.end_time > joinedAt && ended.end_time <= killedAt, `${joinedAt} < ${ended.end_time} <= ${killedAt}`);
     assert.equal(members.length, 2);
     assert.ok(members.every((m) => m.left_at === ended.end_time && m.leave_reason === 'node-lost'));
+    // The events the crash left open are closed at the next start: both leaves, then the end.
+    const ofSession = history(dataDir).events.filter((e) => e.subject === ended.id || e.data.participant?.room_session_id === ended.id);
+    assert.deepEqual(ofSession.map((e) => [e.type, e.data.reason]), [
+      ['room_session.started', undefined], ['participant.joined', undefined], ['participant.joined', undefined],
+      ['participant.left', 'node-lost'], ['participant.left', 'node-lost'], ['room_session.ended', 'node-lost'],
+    ]);
   });
 });
 

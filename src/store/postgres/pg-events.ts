@@ -3,7 +3,7 @@
  * shared by every node; one node at a time delivers them (src/events/delivery.ts).
  */
 import type pg from 'pg';
-import type { EventDeliveryRecord, EventPairChange, EventRecord, EventStore, NewEventRecord, OpenEventPair } from '../store.ts';
+import type { EventAppend, EventDeliveryRecord, EventPairChange, EventRecord, EventStore, NewEventRecord, OpenEventPair } from '../store.ts';
 import { deliveryOf, eventOf } from '../sqlite/sqlite-events.ts';
 
 /** The outbox's schema (one PostgreSQL migration). */
@@ -33,8 +33,16 @@ export class PgEventStore implements EventStore {
     this.#transaction = transaction;
   }
 
-  append(event: NewEventRecord, endpoints: string[], pair?: EventPairChange): Promise<number | undefined> {
+  append(events: EventAppend[], endpoints: string[]): Promise<(number | undefined)[]> {
     return this.#transaction(async (client) => {
+      const seqs: (number | undefined)[] = [];
+      for (const { event, pair } of events) seqs.push(await this.#appendOne(client, event, endpoints, pair));
+      return seqs;
+    });
+  }
+
+  async #appendOne(client: pg.PoolClient, event: NewEventRecord, endpoints: string[], pair: EventPairChange | undefined): Promise<number | undefined> {
+    {
       if (pair && 'close' in pair && (await client.query('DELETE FROM event_pairs WHERE key = $1', [pair.close])).rowCount === 0) return undefined;
       const { rows } = await client.query<{ seq: string }>(
         `WITH e AS (INSERT INTO events (id, type, time, node_id, subject, data) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq),
@@ -49,7 +57,7 @@ export class PgEventStore implements EventStore {
         [pair.open, event.nodeId, event.subject, pair.closeType, JSON.stringify(event.data), seq]);
       }
       return seq;
-    });
+    }
   }
 
   async openPairs(nodeId: string): Promise<OpenEventPair[]> {
@@ -64,8 +72,8 @@ export class PgEventStore implements EventStore {
     return rows.map((r) => ({ ...eventOf(r as never), attempts: Number(r.attempts) }));
   }
 
-  async delivered(endpoint: string, seq: number, at: string): Promise<void> {
-    await this.#query('UPDATE event_deliveries SET delivered_at = $1, attempts = attempts + 1, last_attempt_at = $1 WHERE endpoint = $2 AND seq = $3', [at, endpoint, seq]);
+  async delivered(endpoint: string, seqs: number[], at: string): Promise<void> {
+    await this.#query('UPDATE event_deliveries SET delivered_at = $1, attempts = attempts + 1, last_attempt_at = $1 WHERE endpoint = $2 AND seq = ANY($3::bigint[])', [at, endpoint, seqs]);
   }
 
   async failed(endpoint: string, seq: number, error: string, at: string): Promise<void> {

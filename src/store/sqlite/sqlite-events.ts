@@ -3,7 +3,7 @@
  * by the SQLite migrations). Statements are prepared once: events are written at session rate.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { EventDeliveryRecord, EventPairChange, EventRecord, EventStore, NewEventRecord, OpenEventPair } from '../store.ts';
+import type { EventAppend, EventDeliveryRecord, EventPairChange, EventRecord, EventStore, NewEventRecord, OpenEventPair } from '../store.ts';
 
 /** The outbox's schema (one SQLite migration). */
 export const SQLITE_EVENTS_MIGRATION = `CREATE TABLE events (
@@ -45,26 +45,30 @@ export class SqliteEventStore implements EventStore {
     return statement;
   }
 
-  async append(event: NewEventRecord, endpoints: string[], pair?: EventPairChange): Promise<number | undefined> {
+  async append(events: EventAppend[], endpoints: string[]): Promise<(number | undefined)[]> {
+    const seqs: (number | undefined)[] = [];
     this.#db.exec('BEGIN');
     try {
-      if (pair && 'close' in pair && Number(this.#sql('DELETE FROM event_pairs WHERE key = ?').run(pair.close).changes) === 0) {
-        this.#db.exec('COMMIT');
-        return undefined;
-      }
-      const seq = Number(this.#sql('INSERT INTO events (id, type, time, node_id, subject, data) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(event.id, event.type, event.time, event.nodeId, event.subject, JSON.stringify(event.data)).lastInsertRowid);
-      for (const endpoint of endpoints) this.#sql('INSERT INTO event_deliveries (endpoint, seq) VALUES (?, ?)').run(endpoint, seq);
-      if (pair && 'open' in pair) {
-        this.#sql('INSERT OR REPLACE INTO event_pairs (key, node_id, subject, close_type, data, opened_seq) VALUES (?, ?, ?, ?, ?, ?)')
-          .run(pair.open, event.nodeId, event.subject, pair.closeType, JSON.stringify(event.data), seq);
-      }
+      for (const { event, pair } of events) seqs.push(this.#appendOne(event, endpoints, pair));
       this.#db.exec('COMMIT');
-      return seq;
+      return seqs;
     } catch (err) {
       this.#db.exec('ROLLBACK');
       throw err;
     }
+  }
+
+  #appendOne(event: NewEventRecord, endpoints: string[], pair: EventPairChange | undefined): number | undefined {
+    if (pair && 'close' in pair && Number(this.#sql('DELETE FROM event_pairs WHERE key = ?').run(pair.close).changes) === 0) return undefined;
+    const data = JSON.stringify(event.data);
+    const seq = Number(this.#sql('INSERT INTO events (id, type, time, node_id, subject, data) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(event.id, event.type, event.time, event.nodeId, event.subject, data).lastInsertRowid);
+    for (const endpoint of endpoints) this.#sql('INSERT INTO event_deliveries (endpoint, seq) VALUES (?, ?)').run(endpoint, seq);
+    if (pair && 'open' in pair) {
+      this.#sql('INSERT OR REPLACE INTO event_pairs (key, node_id, subject, close_type, data, opened_seq) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(pair.open, event.nodeId, event.subject, pair.closeType, data, seq);
+    }
+    return seq;
   }
 
   async openPairs(nodeId: string): Promise<OpenEventPair[]> {
@@ -79,8 +83,16 @@ export class SqliteEventStore implements EventStore {
     return rows.map((r) => ({ ...eventOf(r), attempts: Number(r.attempts) }));
   }
 
-  async delivered(endpoint: string, seq: number, at: string): Promise<void> {
-    this.#sql('UPDATE event_deliveries SET delivered_at = ?, attempts = attempts + 1, last_attempt_at = ? WHERE endpoint = ? AND seq = ?').run(at, at, endpoint, seq);
+  async delivered(endpoint: string, seqs: number[], at: string): Promise<void> {
+    const mark = this.#sql('UPDATE event_deliveries SET delivered_at = ?, attempts = attempts + 1, last_attempt_at = ? WHERE endpoint = ? AND seq = ?');
+    this.#db.exec('BEGIN');
+    try {
+      for (const seq of seqs) mark.run(at, at, endpoint, seq);
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   async failed(endpoint: string, seq: number, error: string, at: string): Promise<void> {
