@@ -119,11 +119,13 @@ export class Catalog extends EventEmitter<CatalogEvents> {
 
   /**
    * Creates a stream owned by `source` (which is registered as a session too); it leaves the
-   * catalogue when it closes. STREAM_EXISTS when the name is taken.
+   * catalogue when it closes. STREAM_EXISTS when the name is taken. `relay`: an on-demand relay of
+   * another node's stream (Stream.relay).
    */
-  createStream(app: Application, name: string, sourceType: SourceType, source: Session): Stream {
+  createStream(app: Application, name: string, sourceType: SourceType, source: Session, relay = false): Stream {
     if (app.streams.has(name)) throw errors.streamExists(app.vhost, app.name, name);
     const stream = new Stream(app.vhost, app.name, name, sourceType, source);
+    stream.relay = relay;
     app.streams.set(name, stream);
     stream.once('close', () => {
       if (app.streams.get(name) === stream) app.streams.delete(name);

@@ -22,7 +22,7 @@ function sessionData(s: Session): Record<string, unknown> {
 
 function streamData(s: Stream): Record<string, unknown> {
   return {
-    stream: { uuid: s.uuid, vhost: s.vhost, app: s.app, name: s.name, source_type: s.sourceType, source_session: s.source.id, relay: s.relay, created_at: s.createdAt.toISOString() },
+    stream: { uuid: s.uuid, vhost: s.vhost, app: s.app, name: s.name, source_type: s.sourceType, source_session: s.source.id, created_at: s.createdAt.toISOString() },
   };
 }
 
@@ -49,6 +49,9 @@ export function watchCatalog(log: EventLog, catalog: Catalog): void {
     });
   });
   catalog.on('stream', (stream) => {
+    // A relay is another node's stream brought here: that node tells of the stream (its OVT
+    // connections are sessions, told of above).
+    if (stream.relay) return;
     const data = streamData(stream);
     const subject = `${stream.vhost}/${stream.app}/${stream.name}`;
     log.open('stream.created', `stream:${stream.uuid}`, subject, data);

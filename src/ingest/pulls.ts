@@ -213,7 +213,7 @@ export class PullManager {
    * Opens a pull under the stream's name (taken while it connects) and creates the stream once its
    * tracks are known; a failure closes its session and is BAD_GATEWAY with the cause.
    */
-  async #open(request: { vhost: string; app: string; name: string }, pull: RtspPull | OvtPull, sourceType: 'RTSP' | 'OVT'): Promise<Stream> {
+  async #open(request: { vhost: string; app: string; name: string }, pull: RtspPull | OvtPull, sourceType: 'RTSP' | 'OVT', relay = false): Promise<Stream> {
     const { catalog } = this.#options;
     const application = catalog.app(request.vhost, request.app);
     const key = `${request.vhost}/${request.app}/${request.name}`;
@@ -230,7 +230,7 @@ export class PullManager {
     try {
       await pull.open();
       if (this.#closed) throw errors.unavailable('Kiln is stopping');
-      stream = catalog.createStream(application, request.name, sourceType, session);
+      stream = catalog.createStream(application, request.name, sourceType, session, relay);
     } catch (err) {
       session.close('error');
       if (err instanceof PullError) throw errors.pullFailed(err.message);
@@ -293,8 +293,7 @@ export class PullManager {
   async #openRelay(request: RelayRequest): Promise<Stream> {
     if (this.#closed) throw errors.unavailable('Kiln is stopping');
     const pull = this.#ovtPull(request.vhost, request.app, request.name, [request.url], OVT_NO_INPUT_MS, true);
-    const stream = await this.#open(request, pull, 'OVT');
-    stream.relay = true;
+    const stream = await this.#open(request, pull, 'OVT', true);
     const grace = request.graceMs ?? this.#options.relayGraceMs ?? 2000;
     this.#watchUnused(stream, grace, Math.max(grace, RELAY_FIRST_PLAYER_MS));
     this.#options.logger.info({ stream: `${request.vhost}/${request.app}/${request.name}`, url: stream.sourceUrl }, 'relay opened');

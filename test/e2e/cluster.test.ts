@@ -10,6 +10,7 @@ import type { Page } from 'playwright-core';
 import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
 import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { assertJsonApi } from '../helpers/jsonapi.ts';
 import { startSite, type Site } from '../helpers/site.ts';
 import { joinWithOpenVidu } from '../helpers/openvidu-page.ts';
@@ -19,11 +20,17 @@ let db: TestPostgres;
 let chromium: LaunchedBrowser;
 let site: Site;
 const nodes: Record<'a' | 'b' | 'c', KilnProcess> = {} as never;
+/** Receives the cluster's events (one node delivers them at a time). */
+let receiver: WebhookReceiver;
+/** The events received about `subject` (first copy of each), in order of arrival. */
+const eventsOf = (subject: string) => [...new Map(receiver.received.filter((r) => r.event.subject === subject).map((r) => [r.event.id, r.event])).values()];
 
 async function startNode(id: string): Promise<KilnProcess> {
   const sigPort = String(await freePort());
   return startKiln({
     KILN_DATABASE_URL: db.url,
+    KILN_EVENT_WEBHOOKS: receiver.url,
+    KILN_EVENT_SECRET: 'cluster-events',
     KILN_NODE_ID: id,
     KILN_SIGNALING_PORT: sigPort,
     KILN_PUBLIC_URL: `http://127.0.0.1:${sigPort}`,
@@ -31,9 +38,10 @@ async function startNode(id: string): Promise<KilnProcess> {
 }
 
 before(async () => {
-  [db, chromium, site] = await Promise.all([startPostgres(), launchChromium(), startSite()]);
+  [db, chromium, site, receiver] = await Promise.all([startPostgres(), launchChromium(), startSite(), startWebhookReceiver()]);
 });
 after(async () => {
+  await receiver?.close();
   await chromium?.close();
   await site?.close();
   for (const node of Object.values(nodes)) await node.stop(15_000).catch(() => {});
@@ -173,6 +181,19 @@ describe('three nodes on one PostgreSQL', () => {
     // The registry, as MaxScale servers: A is down.
     const servers = (await call(nodes.c, '/v1/servers')).body.data as any[];
     assert.deepEqual(servers.map((x) => [x.id, x.attributes.state]), [['node-a', 'Down'], ['node-b', 'Running'], ['node-c', 'Running']]);
+    // The events: what A left open is closed by another node (node-lost), and delivered by B now
+    // that A (the first node, which delivered) is gone; B's player closed as the stream ended.
+    const stream = await waitFor(async () => eventsOf('default/app/cam2'), (l) => l.length >= 2, 15_000, 200);
+    assert.deepEqual(stream.map((e) => e.type), ['stream.created', 'stream.destroyed']);
+    assert.equal(stream[0].node, 'node-a');
+    assert.equal(stream[1].data.reason, 'node-lost');
+    assert.equal(stream[1].data.lost_node, 'node-a');
+    assert.notEqual(stream[1].node, 'node-a');
+    const viewer = await waitFor(async () => eventsOf('viewer-b2'), (l) => l.length >= 2, 15_000, 200);
+    assert.deepEqual(viewer.map((e) => [e.type, e.node]), [['session.opened', 'node-b'], ['session.closed', 'node-b']]);
+    assert.equal(viewer[1].data.reason, 'stream-ended');
+    const publisherEvents = await waitFor(async () => eventsOf(stream[0].data.stream.source_session), (l) => l.length >= 2, 15_000, 200);
+    assert.deepEqual(publisherEvents.map((e) => [e.type, e.data.reason]), [['session.opened', undefined], ['session.closed', 'node-lost']]);
     await player.close();
     await publisher.close();
   });
