@@ -225,6 +225,12 @@ export class Kiln {
       nodeId: config.nodeId,
       ovtConnections: () => this.ovt?.connections ?? 0,
       servers: async () => this.cluster ? this.cluster.nodes() : [this.#selfView(config)],
+      eventMetrics: () => ({
+        appended: this.events?.appended ?? 0,
+        queued: this.events?.queued ?? 0,
+        delivered: this.delivery?.delivered ?? 0,
+        failures: this.delivery?.failures ?? 0,
+      }),
       logger: this.logger,
     });
     this.#handleCommands();

@@ -18,7 +18,7 @@ import type { Store } from '../store/store.ts';
 import type { Rooms } from '../rooms/rooms.ts';
 import type { Recordings } from '../recording/recordings.ts';
 import type { RecordingLinks } from '../recording/file-route.ts';
-import { renderMetrics, type Metrics } from './metrics.ts';
+import { renderMetrics, type EventMetrics, type Metrics } from './metrics.ts';
 import type { ServerView } from './maxscale/resources.ts';
 import { omeOpenApi } from './ome/openapi.ts';
 import { openViduOpenApi } from './openvidu/openapi.ts';
@@ -62,6 +62,8 @@ export interface ApiServerOptions {
   ovtConnections?: () => number;
   /** The nodes (MaxScale `servers`): the cluster's registry, or this node alone. */
   servers: () => Promise<ServerView[]>;
+  /** The event log's counters (metrics). */
+  eventMetrics?: () => EventMetrics;
   logger: Logger;
 }
 
@@ -106,7 +108,7 @@ export class ApiServer {
         return reply.code(401).header('WWW-Authenticate', 'Basic realm="Kiln"').type('text/plain').send('Unauthorized\n');
       }
       const clusterMetrics = cluster && { databaseUp: cluster.available, ovtConnections: this.#options.ovtConnections?.() ?? 0 };
-      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics, clusterMetrics));
+      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics(catalog, metrics, clusterMetrics, this.#options.eventMetrics?.()));
     });
     app.get('/openapi.json', async (_req, reply) => reply.send(controlApiDocument()));
     app.register(async (scope) => registerOmeApi(scope, { catalog, credentials, pulls, cluster }), { prefix: '/v1' });

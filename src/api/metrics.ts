@@ -40,7 +40,19 @@ export interface ClusterMetrics {
   ovtConnections: number;
 }
 
-export function renderMetrics(catalog: Catalog, metrics: Metrics, cluster?: ClusterMetrics): string {
+/** The event log and its webhook delivery (src/events). */
+export interface EventMetrics {
+  /** Events written to the outbox since start. */
+  appended: number;
+  /** Events waiting to be written (the store failing). */
+  queued: number;
+  /** Events delivered to an endpoint since start (by this node). */
+  delivered: number;
+  /** Failed delivery attempts since start. */
+  failures: number;
+}
+
+export function renderMetrics(catalog: Catalog, metrics: Metrics, cluster?: ClusterMetrics, events?: EventMetrics): string {
   let streams = 0;
   let relays = 0;
   for (const s of catalog.allStreams()) {
@@ -85,6 +97,22 @@ export function renderMetrics(catalog: Catalog, metrics: Metrics, cluster?: Clus
     '# TYPE kiln_relays gauge',
     `kiln_relays ${relays}`,
   ];
+  if (events) {
+    lines.push(
+      '# HELP kiln_events_total Events written to the outbox since start.',
+      '# TYPE kiln_events_total counter',
+      `kiln_events_total ${events.appended}`,
+      '# HELP kiln_events_queued Events waiting to be written to the outbox (the store failing).',
+      '# TYPE kiln_events_queued gauge',
+      `kiln_events_queued ${events.queued}`,
+      '# HELP kiln_event_deliveries_total Events delivered to a webhook endpoint by this node since start.',
+      '# TYPE kiln_event_deliveries_total counter',
+      `kiln_event_deliveries_total ${events.delivered}`,
+      '# HELP kiln_event_delivery_failures_total Failed webhook delivery attempts since start (each is retried).',
+      '# TYPE kiln_event_delivery_failures_total counter',
+      `kiln_event_delivery_failures_total ${events.failures}`,
+    );
+  }
   if (cluster) {
     lines.push(
       '# HELP kiln_cluster_database_up Whether the cluster database answers (1) or not (0).',

@@ -15,6 +15,10 @@ import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.t
 import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { signedWith, startWebhookReceiver, type ReceivedEvent, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { assertJsonApi } from '../helpers/jsonapi.ts';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 const SECRET = 'webhook-secret';
 let kiln: KilnProcess;
@@ -151,12 +155,24 @@ describe('event webhooks', () => {
     assert.equal(a.attributes.status, 'sent');
     assert.equal(a.attributes.deliveries[0].endpoint, receiver.url);
     assert.equal(a.attributes.deliveries[0].status, 'sent');
+    // As the OpenAPI document describes them (nullable is OpenAPI's: dropped for plain JSON Schema).
+    const doc = await fetch(`${kiln.apiUrl}/openapi.json`).then((r) => r.json());
+    assert.ok(doc.paths['/v1/events'].get);
+    const eventSchema = JSON.parse(JSON.stringify(doc.components.schemas.KilnEvent).replaceAll('"nullable":true', '"type":["string","null"]').replaceAll('"type":"string","type"', '"type"'));
+    const ajv = new Ajv({ strict: false });
+    addFormats(ajv);
+    const valid = ajv.compile(eventSchema);
+    for (const e of body.data) assert.ok(valid(e), JSON.stringify(valid.errors));
     const next = await fetch(body.links.next, { headers: { authorization: kiln.basic } }).then((r) => r.json());
     assert.equal(next.data[0].attributes.seq, b.attributes.seq - 1, 'next continues where the page ended');
     const bad = await api('/v1/events?page[size]=0');
     assert.equal(bad.status, 400);
     assert.match(bad.body.errors[0].detail, /page\[size\]/);
     assert.equal((await api('/v1/events?pending=maybe')).status, 400);
+    const metrics = await fetch(`${kiln.apiUrl}/metrics`).then((r) => r.text());
+    assert.equal(Number(/^kiln_events_total (\d+)$/m.exec(metrics)?.[1]), body.meta.total);
+    assert.equal(Number(/^kiln_event_deliveries_total (\d+)$/m.exec(metrics)?.[1]), body.meta.total);
+    assert.match(metrics, /^kiln_events_queued 0$/m);
     const anonymous = await api('/v1/events', { auth: null });
     assert.equal(anonymous.status, 401);
     assert.ok(anonymous.body.errors[0].detail);

@@ -106,6 +106,41 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
           links: { type: 'object', properties: { self: { type: 'string', format: 'uri' } } },
         },
       },
+      KilnEvent: {
+        type: 'object',
+        required: ['id', 'type', 'attributes'],
+        properties: {
+          id: { type: 'string', description: 'The event id, as sent in the body and in X-Kiln-Event-Id' },
+          type: { type: 'string', enum: ['events'] },
+          attributes: {
+            type: 'object',
+            required: ['seq', 'event', 'time', 'node', 'subject', 'data', 'status', 'deliveries'],
+            properties: {
+              seq: { type: 'integer', description: 'Its place in the outbox' },
+              event: { type: 'string', example: 'session.closed', description: 'The event type (the webhook body\'s `type`)' },
+              time: { type: 'string', format: 'date-time' },
+              node: { type: 'string', description: 'The node that wrote it' },
+              subject: { type: 'string', description: 'What it is about: a session id, vhost/app/stream, a room session or participant id, a recording uuid' },
+              data: { type: 'object', description: 'As sent: e.g. {session: {...}, reason, closed_by} for session.closed' },
+              status: { type: 'string', enum: ['sent', 'pending', 'none'], description: 'none: no endpoint is configured' },
+              deliveries: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    endpoint: { type: 'string', format: 'uri' },
+                    status: { type: 'string', enum: ['sent', 'pending'] },
+                    attempts: { type: 'integer' },
+                    last_error: { type: 'string', nullable: true },
+                    last_attempt_at: { type: 'string', nullable: true },
+                    delivered_at: { type: 'string', nullable: true },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
       MaxScaleServer: {
         type: 'object',
         required: ['id', 'type', 'links'],
@@ -164,6 +199,18 @@ export function maxScaleOpenApi(): { paths: Record<string, object>; schemas: Rec
           summary: 'MaxScale: one service (an app as vhost%2Fapp or vhost/app, or a room by name)',
           parameters: [id, ...common, query('fields[services]', 'Sparse fieldset')],
           responses: { 200: { description: 'OK', ...json(document('MaxScaleService', false)) }, 401: unauthorized, 404: errors },
+        },
+      },
+      '/v1/events': {
+        get: {
+          summary: "Kiln's events (stream created/destroyed, session opened/closed, room session started/ended, participant joined/left, recording status), newest first, with where each stands with each webhook",
+          parameters: [
+            ...common,
+            query('page[size]', 'Events per page, 1-1000 (default 100)'),
+            query('page[number]', 'Page, from 0'),
+            query('pending', 'true: only the events some endpoint has not received yet'),
+          ],
+          responses: { 200: { description: 'OK', ...json(document('KilnEvent', true)) }, 400: errors, 401: unauthorized },
         },
       },
       '/v1/servers': {
