@@ -65,7 +65,9 @@ export function watchCatalog(log: EventLog, catalog: Catalog): void {
 export function watchRoomSession(log: EventLog, rs: RoomSession): void {
   rs.once('started', () => log.open('room_session.started', `room_session:${rs.id}`, rs.id, roomSessionData(rs)));
   rs.on('joined', (p) => log.open('participant.joined', `participant:${p.id}`, p.id, participantData(rs, p)));
-  rs.on('left', (p, reason) => log.close('participant.left', `participant:${p.id}`, p.id, { ...participantData(rs, p), reason }));
+  rs.on('left', (p, reason) => {
+    log.close('participant.left', `participant:${p.id}`, p.id, { ...participantData(rs, p), reason, closed_by: p.session.closedBy ?? null });
+  });
   rs.once('ended', (reason) => {
     log.close('room_session.ended', `room_session:${rs.id}`, rs.id, { ...roomSessionData(rs), reason, end_time: rs.endTime?.toISOString() ?? null });
   });
