@@ -124,6 +124,7 @@ export class Kiln {
       ice: config.ice,
       publisherTimeoutMs: config.limits.publisherTimeoutMs,
       errorCounter: this.metrics,
+      access: { vhosts: config.vhosts, logger: this.logger },
     });
     this.pulls = new PullManager({
       catalog: this.catalog,

@@ -12,6 +12,45 @@ export interface AppConfig {
   name: string;
   /** When true, WHEP and OME playback need `Authorization: Bearer <password>` too. Default false. */
   playbackRequiresToken: boolean;
+  /** OvenMediaEngine's AdmissionWebhooks for this app's WHIP/WHEP/OME-signaling clients. Default none. */
+  admissionWebhooks?: AdmissionWebhooksConfig;
+  /** OvenMediaEngine's SignedPolicy for this app's WHIP/WHEP/OME-signaling clients. Default none. */
+  signedPolicy?: SignedPolicyConfig;
+}
+
+/** Which directions an access rule covers. Default both. */
+export interface AccessEnables {
+  /** WHIP and OME-signaling publishers (OME's "incoming"). */
+  publish: boolean;
+  /** WHEP and OME-signaling players (OME's "outgoing"). */
+  play: boolean;
+}
+
+/**
+ * OvenMediaEngine's `<AdmissionWebhooks>`, per app: the control server is asked whether a publish
+ * or play may open, and told when it closes, in requests signed with `X-OME-Signature`.
+ */
+export interface AdmissionWebhooksConfig {
+  /** The control server's http(s) URL (OME's `ControlServerUrl`). */
+  controlServerUrl: string;
+  /** The HMAC-SHA1 key of `X-OME-Signature` (OME's `SecretKey`). */
+  secretKey: string;
+  /** How long to wait for the answer, ms (OME's `Timeout`). Default 3000. */
+  timeoutMs: number;
+  /** Whether a control server that fails (time-out, unreachable, bad answer) lets clients in. Default false. */
+  failOpen: boolean;
+  enables: AccessEnables;
+}
+
+/** OvenMediaEngine's `<SignedPolicy>`, per app. */
+export interface SignedPolicyConfig {
+  /** The HMAC-SHA1 key of the URL signatures (OME's `SecretKey`). */
+  secretKey: string;
+  /** The query parameter holding the policy. Default `policy`. */
+  policyQueryKeyName: string;
+  /** The query parameter holding the signature. Default `signature`. */
+  signatureQueryKeyName: string;
+  enables: AccessEnables;
 }
 
 export interface VhostConfig {
@@ -265,7 +304,12 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
         if (app.playbackRequiresToken !== undefined && typeof app.playbackRequiresToken !== 'boolean') {
           throw new ConfigError(where(`vhosts[${i}].apps[${j}].playbackRequiresToken must be true or false`));
         }
-        return { name: app.name, playbackRequiresToken: app.playbackRequiresToken === true };
+        const known = new Set(['name', 'playbackRequiresToken', 'admissionWebhooks', 'signedPolicy']);
+        for (const k of Object.keys(app)) if (!known.has(k)) throw new ConfigError(where(`vhosts[${i}].apps[${j}]: unknown setting "${k}"`));
+        const out: AppConfig = { name: app.name, playbackRequiresToken: app.playbackRequiresToken === true };
+        if (app.admissionWebhooks !== undefined) out.admissionWebhooks = admissionWebhooks(app.admissionWebhooks, where(`vhosts[${i}].apps[${j}].admissionWebhooks`));
+        if (app.signedPolicy !== undefined) out.signedPolicy = signedPolicy(app.signedPolicy, where(`vhosts[${i}].apps[${j}].signedPolicy`));
+        return out;
       });
       return { name: vh.name, apps };
     });
@@ -301,6 +345,10 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
     }
   }
   if (file.events !== undefined) applyEvents(config, file.events, where);
+  const roomsApp = config.vhosts[0].apps.find((a) => a.name === config.rooms.app);
+  if (roomsApp && (roomsApp.admissionWebhooks || roomsApp.signedPolicy)) {
+    throw new ConfigError(where(`the app "${roomsApp.name}" holds room media (rooms.app): admissionWebhooks and signedPolicy do not apply to it`));
+  }
   if (file.recordings !== undefined) {
     const r = file.recordings;
     if (!isObject(r)) throw new ConfigError(where('recordings must be an object'));
@@ -330,6 +378,60 @@ function webhookUrl(value: unknown, what: string): string {
   }
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${what} must be an absolute http(s) URL, got ${JSON.stringify(value)}`);
   return url.href;
+}
+
+/** Fails unless `v` is an object whose keys are all in `known`. */
+function objectOf(v: unknown, known: string[], what: string, shape: string): Record<string, unknown> {
+  if (!isObject(v)) throw new ConfigError(`${what} must be an object ${shape}`);
+  for (const k of Object.keys(v)) if (!known.includes(k)) throw new ConfigError(`${what}: unknown setting "${k}"`);
+  return v;
+}
+
+function secretKey(v: unknown, what: string): string {
+  if (typeof v !== 'string' || v === '') throw new ConfigError(`${what} must be a non-empty string (the HMAC-SHA1 key)`);
+  return v;
+}
+
+function enables(v: unknown, what: string): AccessEnables {
+  if (v === undefined) return { publish: true, play: true };
+  const e = objectOf(v, ['publish', 'play'], what, '{"publish": bool, "play": bool}');
+  for (const k of ['publish', 'play'] as const) {
+    if (e[k] !== undefined && typeof e[k] !== 'boolean') throw new ConfigError(`${what}.${k} must be true or false`);
+  }
+  return { publish: e.publish !== false, play: e.play !== false };
+}
+
+function admissionWebhooks(v: unknown, what: string): AdmissionWebhooksConfig {
+  const a = objectOf(v, ['controlServerUrl', 'secretKey', 'timeoutMs', 'failOpen', 'enables'], what, '{"controlServerUrl", "secretKey", …}');
+  const timeoutMs = a.timeoutMs ?? 3000;
+  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) {
+    throw new ConfigError(`${what}.timeoutMs must be an integer from 1 to 60000 (ms), got ${JSON.stringify(a.timeoutMs)}`);
+  }
+  if (a.failOpen !== undefined && typeof a.failOpen !== 'boolean') throw new ConfigError(`${what}.failOpen must be true or false`);
+  return {
+    controlServerUrl: webhookUrl(a.controlServerUrl, `${what}.controlServerUrl`),
+    secretKey: secretKey(a.secretKey, `${what}.secretKey`),
+    timeoutMs,
+    failOpen: a.failOpen === true,
+    enables: enables(a.enables, `${what}.enables`),
+  };
+}
+
+/** Query keys the signaling reads itself (WHIP/WHEP, OME's WebSocket); a signed policy cannot take them. */
+const SIGNALING_QUERY_KEYS = ['direction', 'session', 'transport', 'token'];
+
+function signedPolicy(v: unknown, what: string): SignedPolicyConfig {
+  const s = objectOf(v, ['secretKey', 'policyQueryKeyName', 'signatureQueryKeyName', 'enables'], what, '{"secretKey", …}');
+  const keyName = (k: 'policyQueryKeyName' | 'signatureQueryKeyName', fallback: string): string => {
+    const name = s[k] ?? fallback;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9_.~-]{1,64}$/.test(name)) throw new ConfigError(`${what}.${k} must be 1-64 of A-Z a-z 0-9 _ . ~ -, got ${JSON.stringify(s[k])}`);
+    if (SIGNALING_QUERY_KEYS.includes(name)) throw new ConfigError(`${what}.${k} cannot be "${name}" (a query parameter of the signaling)`);
+    return name;
+  };
+  const policyQueryKeyName = keyName('policyQueryKeyName', 'policy');
+  const signatureQueryKeyName = keyName('signatureQueryKeyName', 'signature');
+  if (policyQueryKeyName === signatureQueryKeyName) throw new ConfigError(`${what}: policyQueryKeyName and signatureQueryKeyName must differ`);
+  return { secretKey: secretKey(s.secretKey, `${what}.secretKey`), policyQueryKeyName, signatureQueryKeyName, enables: enables(s.enables, `${what}.enables`) };
 }
 
 function applyEvents(config: KilnConfig, e: unknown, where: (k: string) => string): void {

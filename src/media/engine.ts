@@ -3,8 +3,10 @@
  * a peer connection and a place in the catalogue. Protocol front ends (WHIP/WHEP, OME signaling)
  * call it; it knows nothing of HTTP or WebSocket.
  */
+import { randomUUID } from 'node:crypto';
 import type { Application, Catalog } from '../core/catalog.ts';
-import { errors } from '../core/errors.ts';
+import { errors, KilnError } from '../core/errors.ts';
+import { AccessControl, type AccessControlOptions, type AccessDirection, type Admission } from '../access/access-control.ts';
 import { Session, type SessionProtocol } from '../core/session.ts';
 import type { SourceType, Stream } from '../core/stream.ts';
 import type { Forwarder } from './forwarder.ts';
@@ -22,6 +24,11 @@ export interface ClientInfo {
   protocol: SessionProtocol;
   /** For a room participant's media: its room session (UUID). */
   roomSession?: string;
+  /**
+   * The URL the client requested (scheme, host with port, path, query), for the app's signed
+   * policy and admission webhook (`requestedUrl` in src/access/access-control.ts).
+   */
+  url?: string;
 }
 
 /** The ClientInfo of a connection, from its socket and `User-Agent`. */
@@ -30,8 +37,9 @@ export function clientOf(
   userAgent: string | undefined,
   protocol: SessionProtocol,
   user?: string,
+  url?: string,
 ): ClientInfo {
-  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, userAgent, user, protocol };
+  return { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, userAgent, user, protocol, url };
 }
 
 export interface MediaEngineOptions {
@@ -43,6 +51,12 @@ export interface MediaEngineOptions {
   playerTimeoutMs?: number;
   /** Where packets that could not be forwarded are counted (the metrics). */
   errorCounter?: { forwardingErrors: number };
+  /**
+   * The apps' signed policies and admission webhooks (the configured vhosts), checked before a
+   * WHIP, WHEP or OME-signaling client gets a session (not room participants). Default none: every
+   * app is open.
+   */
+  access?: AccessControlOptions;
 }
 
 /** Streams of other nodes (cluster mode). */
@@ -64,11 +78,30 @@ export function checkName(what: string, name: string): void {
   }
 }
 
+/** The protocols whose clients the apps' access rules apply to (not room participants). */
+const GUARDED = new Set<SessionProtocol>(['whip', 'whep', 'ome-webrtc']);
+
+/** Longest delay setTimeout takes (about 24.8 days); a later expiry re-arms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A request let in: the session's id, where it goes, and its admission (expiry, closing call). */
+interface Admitted {
+  id: string;
+  app: string;
+  stream: string;
+  admission: Admission | undefined;
+}
+
 /** A room's media stays in the room: its app takes only the room signaling's participants. */
 function checkRoomsApp(application: Application, client: ClientInfo): void {
   if (application.settings.rooms && client.protocol !== 'openvidu') {
     throw errors.forbidden(`The app ${application.name} holds room media: join the room to publish or play there`);
   }
+}
+
+/** A session closed (kicked, expired, its client gone) before its set-up finished. */
+function closedDuringSetUp(session: Session): KilnError {
+  return new KilnError('CONFLICT', `The session closed (${session.closeReason}) before it was set up`, { session: session.id });
 }
 
 export class MediaEngine {
@@ -81,9 +114,12 @@ export class MediaEngine {
   /** Peer connections by session id, for trickled candidates. */
   readonly #peers = new Map<string, WebRtcPublisher | WebRtcPlayer>();
   #remote: RemoteStreams | undefined;
+  /** The apps' access rules (signed policy, admission webhook); undefined: all open. */
+  readonly access: AccessControl | undefined;
 
   constructor(options: MediaEngineOptions) {
     this.catalog = options.catalog;
+    this.access = options.access && new AccessControl(options.access);
     this.#ice = options.ice;
     this.#timeoutMs = options.publisherTimeoutMs;
     this.#errors = options.errorCounter ?? { forwardingErrors: 0 };
@@ -133,19 +169,63 @@ export class MediaEngine {
     }
   }
 
-  /** Stops the engine's own timer (sessions are closed through the catalogue). */
+  /** Stops the engine's own timer and the access rules' connections (sessions are closed through the catalogue). */
   close(): void {
     clearInterval(this.#sweep);
+    this.access?.close();
   }
 
-  #newPublisher(app: string, stream: string, client: ClientInfo): WebRtcPublisher {
+  /**
+   * Checks a request before any peer work: the names, the app, then the app's access rules (signed
+   * policy, admission webhook), which may send it to another stream. Allocates the session's id
+   * (the chosen name or a UUID) first, so the webhook and the session APIs share it. FORBIDDEN when
+   * a rule refuses.
+   */
+  async #admit(direction: AccessDirection, app: string, stream: string, sessionName: string | undefined, client: ClientInfo): Promise<Admitted> {
+    checkName('app', app);
+    checkName('stream', stream);
+    if (sessionName !== undefined) {
+      checkName('session', sessionName);
+      if (this.catalog.sessions.has(sessionName)) throw errors.sessionExists(sessionName);
+    }
+    const application = this.catalog.appByName(app);
+    if (!application) throw errors.appNotFound('default', app);
+    checkRoomsApp(application, client);
+    const id = sessionName ?? randomUUID();
+    if (!this.access || !GUARDED.has(client.protocol)) return { id, app, stream, admission: undefined };
+    const admission = await this.access.admit({ direction, vhost: application.vhost, app, stream, sessionId: id, client });
+    return { id, app: admission.app, stream: admission.stream, admission };
+  }
+
+  /**
+   * Holds a set-up session to its admission: closes it (`expired`) when its time runs out, and
+   * tells the control server when it closes.
+   */
+  #enforce(session: Session, admission: Admission | undefined): void {
+    if (!admission) return;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      const left = admission.expiresAt! - Date.now();
+      if (left <= 0) return session.close('expired');
+      timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+      timer.unref();
+    };
+    session.once('close', () => {
+      clearTimeout(timer);
+      admission.end();
+    });
+    if (admission.expiresAt !== undefined) arm();
+  }
+
+  #newPublisher(admitted: Admitted, client: ClientInfo): WebRtcPublisher {
+    const { app, stream } = admitted;
     checkName('app', app);
     checkName('stream', stream);
     const application = this.catalog.appByName(app);
     if (!application) throw errors.appNotFound('default', app);
     checkRoomsApp(application, client);
     if (application.streams.has(stream)) throw errors.streamExists(application.vhost, app, stream);
-    const session = new Session({ kind: 'publisher', vhost: application.vhost, app, stream, ...client });
+    const session = new Session({ id: admitted.id, kind: 'publisher', vhost: application.vhost, app, stream, ...client });
     const publisher = new WebRtcPublisher({
       ice: this.#ice,
       session,
@@ -159,6 +239,7 @@ export class MediaEngine {
 
   #register(publisher: WebRtcPublisher, sourceType: SourceType = 'WebRTC'): Stream {
     const session = publisher.session;
+    if (session.closed) throw closedDuringSetUp(session);
     const application = this.catalog.app(session.vhost, session.app);
     const stream = this.catalog.createStream(application, session.stream, sourceType, session);
     stream.tracks = publisher.forwarder.tracks.map((t) => t.info);
@@ -183,8 +264,16 @@ export class MediaEngine {
    * `sourceType` says what kind of input the stream reports. Default `WebRTC`.
    */
   async publish(app: string, stream: string, offer: string, client: ClientInfo, sourceType: SourceType = 'WebRTC'): Promise<{ session: Session; answer: string; stream: Stream }> {
-    await this.#checkNameFree(app, stream);
-    const publisher = this.#newPublisher(app, stream, client);
+    const admitted = await this.#admit('publish', app, stream, undefined, client);
+    let publisher: WebRtcPublisher;
+    try {
+      await this.#checkNameFree(admitted.app, admitted.stream);
+      publisher = this.#newPublisher(admitted, client);
+    } catch (err) {
+      admitted.admission?.end();
+      throw err;
+    }
+    this.#enforce(publisher.session, admitted.admission);
     try {
       const answer = await publisher.answer(offer);
       const created = this.#register(publisher, sourceType);
@@ -205,8 +294,16 @@ export class MediaEngine {
     accept: (answer: string) => Promise<Stream>;
     addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
-    await this.#checkNameFree(app, stream);
-    const publisher = this.#newPublisher(app, stream, client);
+    const admitted = await this.#admit('publish', app, stream, undefined, client);
+    let publisher: WebRtcPublisher;
+    try {
+      await this.#checkNameFree(admitted.app, admitted.stream);
+      publisher = this.#newPublisher(admitted, client);
+    } catch (err) {
+      admitted.admission?.end();
+      throw err;
+    }
+    this.#enforce(publisher.session, admitted.admission);
     try {
       const offer = await publisher.offer();
       return {
@@ -224,20 +321,21 @@ export class MediaEngine {
     }
   }
 
-  #newPlayer(app: string, streamName: string, sessionName: string | undefined, client: ClientInfo): { player: WebRtcPlayer; stream: Stream } {
+  #newPlayer(admitted: Admitted, sessionName: string | undefined, client: ClientInfo): { player: WebRtcPlayer; stream: Stream } {
+    const { app, stream: streamName } = admitted;
     checkName('app', app);
     checkName('stream', streamName);
-    if (sessionName !== undefined) checkName('session', sessionName);
     const application = this.catalog.appByName(app);
     if (!application) throw errors.appNotFound('default', app);
     checkRoomsApp(application, client);
     const stream = application.stream(streamName);
     const forwarder = this.#forwarders.get(stream);
     if (!forwarder || stream.closed) throw errors.streamNotFound(application.vhost, app, streamName);
-    if (sessionName !== undefined && (stream.players.has(sessionName) || this.catalog.sessions.has(sessionName))) {
+    // A chosen name may have been taken while this request was being admitted (or set up).
+    if (sessionName !== undefined && (stream.players.has(sessionName) || this.catalog.sessions.has(sessionName) || this.#peers.has(sessionName))) {
       throw errors.sessionExists(sessionName);
     }
-    const session = new Session({ id: sessionName, kind: 'player', vhost: application.vhost, app, stream: streamName, ...client });
+    const session = new Session({ id: admitted.id, kind: 'player', vhost: application.vhost, app, stream: streamName, ...client });
     const player = new WebRtcPlayer({ ice: this.#ice, session, forwarder, onForwardingErrors: (n) => (this.#errors.forwardingErrors += n) });
     session.setTeardown(() => player.close());
     this.#track(session, player);
@@ -245,6 +343,7 @@ export class MediaEngine {
   }
 
   #attachPlayer(stream: Stream, player: WebRtcPlayer): void {
+    if (player.session.closed) throw closedDuringSetUp(player.session);
     if (stream.closed) {
       player.session.close('stream-ended');
       throw errors.streamNotFound(stream.vhost, stream.app, stream.name);
@@ -253,10 +352,24 @@ export class MediaEngine {
     stream.addPlayer(player.session);
   }
 
+  /** Admits a viewer, brings its stream here when another node has it, and makes its player. */
+  async #preparePlayer(app: string, streamName: string, sessionName: string | undefined, client: ClientInfo): Promise<{ player: WebRtcPlayer; stream: Stream }> {
+    const admitted = await this.#admit('play', app, streamName, sessionName, client);
+    let made: { player: WebRtcPlayer; stream: Stream };
+    try {
+      await this.#ensureStream(admitted.app, admitted.stream, sessionName);
+      made = this.#newPlayer(admitted, sessionName, client);
+    } catch (err) {
+      admitted.admission?.end();
+      throw err;
+    }
+    this.#enforce(made.player.session, admitted.admission);
+    return made;
+  }
+
   /** WHEP: answers a viewer's offer. `sessionName` names the session (`?session=`), else a UUID. */
   async play(app: string, streamName: string, offer: string, sessionName: string | undefined, client: ClientInfo): Promise<{ session: Session; answer: string }> {
-    await this.#ensureStream(app, streamName, sessionName);
-    const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
+    const { player, stream } = await this.#preparePlayer(app, streamName, sessionName, client);
     try {
       const answer = await player.answer(offer);
       this.#attachPlayer(stream, player);
@@ -274,8 +387,7 @@ export class MediaEngine {
     accept: (answer: string) => Promise<void>;
     addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
-    await this.#ensureStream(app, streamName, sessionName);
-    const { player, stream } = this.#newPlayer(app, streamName, sessionName, client);
+    const { player, stream } = await this.#preparePlayer(app, streamName, sessionName, client);
     try {
       const offer = await player.offer();
       this.#attachPlayer(stream, player);

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { errors, isKilnError, KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import { clientOf, type MediaEngine } from '../media/engine.ts';
+import { requestedUrl } from '../access/access-control.ts';
 import { sdpCandidates, type CandidateInit } from '../media/sdp.ts';
 import type { Credentials } from '../api/credentials.ts';
 
@@ -27,12 +28,24 @@ interface Pending {
 
 let nextId = 1;
 
+/** `text` cut to what a WebSocket close frame carries (123 bytes of UTF-8), on a character boundary. */
+function closeReason(text: string): string {
+  let out = '';
+  let bytes = 0;
+  for (const ch of text) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > 123) break;
+    out += ch;
+  }
+  return out;
+}
+
 export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segments: string[], options: OmeSignalingOptions): void {
   const { engine, credentials } = options;
   const url = new URL(request.url ?? '/', 'http://x');
   const [app, stream] = segments;
   const direction = url.searchParams.get('direction') ?? 'recv';
-  const client = clientOf(request.socket, request.headers['user-agent'], 'ome-webrtc');
+  const client = clientOf(request.socket, request.headers['user-agent'], 'ome-webrtc', undefined, requestedUrl(request, 'ws'));
   const id = nextId++;
   let pending: Pending | undefined;
   let closed = false;
@@ -41,13 +54,14 @@ export function handleOmeSignaling(ws: WebSocket, request: IncomingMessage, segm
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
   };
   // OME's error message: `{"code": <HTTP status>, "error": "<text>"}` (rtc_signalling_server.cpp).
-  // OvenPlayer and OvenLiveKit read `error`; neither reads the close code.
+  // OvenPlayer and OvenLiveKit read `error`; neither reads the close code. The socket closes with
+  // 4000 + the status for a client error (4403: refused by the app's access rules), and the reason.
   const fail = (err: KilnError | Error, closeSocket: boolean) => {
     const code = isKilnError(err) ? err.status : 500;
     const message = isKilnError(err) ? err.message : 'Internal Server Error';
     if (!isKilnError(err)) options.logger.error({ err }, 'OME signaling failed');
     send({ code, error: message });
-    if (closeSocket) ws.close(1000, message.slice(0, 120));
+    if (closeSocket) ws.close(code >= 400 && code < 500 ? 4000 + code : 1000, closeReason(message));
   };
 
   // OME pings every WebSocket to keep it (and proxies in between) alive.

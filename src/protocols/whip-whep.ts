@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, KilnError } from '../core/errors.ts';
 import type { Session } from '../core/session.ts';
 import { clientOf, type MediaEngine } from '../media/engine.ts';
+import { requestedUrl } from '../access/access-control.ts';
 import { sdpCandidates } from '../media/sdp.ts';
 import type { Credentials } from '../api/credentials.ts';
 
@@ -16,7 +17,10 @@ export interface WhipWhepOptions {
   credentials: Credentials;
 }
 
-/** Query values this endpoint understands; anything else is a 400. */
+/**
+ * Query values this endpoint understands; anything else is a 400, but for the app's signed-policy
+ * parameters and, when the app has an admission webhook, any (the control server reads the URL).
+ */
 const QUERY_KEYS = new Set(['direction', 'session', 'transport']);
 
 export function registerWhipWhep(app: FastifyInstance, options: WhipWhepOptions): void {
@@ -32,33 +36,35 @@ export function registerWhipWhep(app: FastifyInstance, options: WhipWhepOptions)
     '/:app/:stream',
     async (request, reply) => {
       const query = request.query;
-      for (const key of Object.keys(query)) {
-        if (!QUERY_KEYS.has(key)) throw errors.badRequest(`Unknown query parameter: ${key}`);
-        if (Array.isArray(query[key])) throw errors.badRequest(`Query parameter ${key} is given more than once`);
-      }
-      const direction = (query.direction as string | undefined) ?? 'whep';
+      const { app: appName, stream } = request.params;
+      const direction = query.direction ?? 'whep';
       if (direction !== 'whip' && direction !== 'whep') {
-        throw errors.badRequest(`Unknown direction "${direction}": use whip to publish or whep to play`);
+        throw errors.badRequest(Array.isArray(direction) ? 'Query parameter direction is given more than once' : `Unknown direction "${direction}": use whip to publish or whep to play`);
+      }
+      const application = engine.catalog.appByName(appName);
+      const accessKeys = application && engine.access ? engine.access.queryKeys(application.vhost, application.name, direction === 'whip' ? 'publish' : 'play') : [];
+      for (const key of Object.keys(query)) {
+        if (!QUERY_KEYS.has(key) && accessKeys !== 'any' && !accessKeys.includes(key)) throw errors.badRequest(`Unknown query parameter: ${key}`);
+        if (Array.isArray(query[key])) throw errors.badRequest(`Query parameter ${key} is given more than once`);
       }
       const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       if (type !== 'application/sdp') throw errors.unsupportedMedia('Content-Type must be application/sdp');
       const offer = request.body as string;
-      const { app: appName, stream } = request.params;
+      const url = requestedUrl(request.raw, 'http');
       let session: Session;
       let answer: string;
       if (direction === 'whip') {
         const user = credentials.bearer(request.headers.authorization);
         if (!user) throw errors.unauthorized('WHIP needs Authorization: Bearer <password of an access token>');
-        ({ session, answer } = await engine.publish(appName, stream, offer, clientOf(request.socket, request.headers['user-agent'], 'whip', user)));
+        ({ session, answer } = await engine.publish(appName, stream, offer, clientOf(request.socket, request.headers['user-agent'], 'whip', user, url)));
       } else {
-        const application = engine.catalog.appByName(appName);
         let user: string | undefined;
         if (application?.settings.playbackRequiresToken) {
           user = credentials.bearer(request.headers.authorization);
           if (!user) throw errors.unauthorized('Playback of this application needs Authorization: Bearer <password>');
         }
         const name = query.session as string | undefined;
-        ({ session, answer } = await engine.play(appName, stream, offer, name, clientOf(request.socket, request.headers['user-agent'], 'whep', user)));
+        ({ session, answer } = await engine.play(appName, stream, offer, name, clientOf(request.socket, request.headers['user-agent'], 'whep', user, url)));
       }
       resources.set(session.id, session);
       session.once('close', () => resources.delete(session.id));

@@ -76,3 +76,54 @@ test('room settings: defaults, and the room WebSocket path is no app name', () =
 test('comments are stripped outside strings only', () => {
   assert.deepEqual(JSON.parse(stripJsonComments('{"u": "http://x/*y*/", // c\n "v": [1,2,],}')), { u: 'http://x/*y*/', v: [1, 2] });
 });
+
+test('access rules per app: admission webhooks and signed policy, with their defaults', () => {
+  const dir = tempDir();
+  const file = join(dir, 'access.jsonc');
+  writeFileSync(file, JSON.stringify({ vhosts: [{ name: 'default', apps: [
+    { name: 'app', admissionWebhooks: { controlServerUrl: 'https://control.example.com/v1/admission', secretKey: '1234' }, signedPolicy: { secretKey: 'aKq#1kj' } },
+    { name: 'live', admissionWebhooks: { controlServerUrl: 'http://10.0.0.5:9595/hook', secretKey: 's', timeoutMs: 500, failOpen: true, enables: { publish: false } },
+      signedPolicy: { secretKey: 'k', policyQueryKeyName: 'p', signatureQueryKeyName: 'sig', enables: { play: false } } },
+  ] }] }));
+  const [app, live] = loadConfig({ KILN_CONFIG: file }).vhosts[0].apps;
+  assert.deepEqual(app, {
+    name: 'app',
+    playbackRequiresToken: false,
+    admissionWebhooks: { controlServerUrl: 'https://control.example.com/v1/admission', secretKey: '1234', timeoutMs: 3000, failOpen: false, enables: { publish: true, play: true } },
+    signedPolicy: { secretKey: 'aKq#1kj', policyQueryKeyName: 'policy', signatureQueryKeyName: 'signature', enables: { publish: true, play: true } },
+  });
+  assert.deepEqual(live.admissionWebhooks, { controlServerUrl: 'http://10.0.0.5:9595/hook', secretKey: 's', timeoutMs: 500, failOpen: true, enables: { publish: false, play: true } });
+  assert.deepEqual(live.signedPolicy, { secretKey: 'k', policyQueryKeyName: 'p', signatureQueryKeyName: 'sig', enables: { publish: true, play: false } });
+});
+
+test('bad access rules are refused with a one-line reason', () => {
+  const dir = tempDir();
+  let n = 0;
+  const load = (app: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
+    const file = join(dir, `bad-${n++}.jsonc`);
+    writeFileSync(file, JSON.stringify({ vhosts: [{ name: 'default', apps: [{ name: 'app', ...app }] }], ...extra }));
+    return () => loadConfig({ KILN_CONFIG: file });
+  };
+  const hook = { controlServerUrl: 'http://h/hook', secretKey: 's' };
+  const refused: [Record<string, unknown>, RegExp][] = [
+    [{ admissionWebhooks: 'http://h/hook' }, /apps\[0\]\.admissionWebhooks must be an object/],
+    [{ admissionWebhooks: { ...hook, controlServerUrl: 'ftp://h/hook' } }, /admissionWebhooks\.controlServerUrl must be an absolute http\(s\) URL/],
+    [{ admissionWebhooks: { controlServerUrl: 'http://h/hook' } }, /admissionWebhooks\.secretKey must be a non-empty string/],
+    [{ admissionWebhooks: { ...hook, timeoutMs: 0 } }, /admissionWebhooks\.timeoutMs must be an integer from 1 to 60000/],
+    [{ admissionWebhooks: { ...hook, timeoutMs: 1.5 } }, /timeoutMs/],
+    [{ admissionWebhooks: { ...hook, failOpen: 'yes' } }, /admissionWebhooks\.failOpen must be true or false/],
+    [{ admissionWebhooks: { ...hook, enables: { play: 'no' } } }, /admissionWebhooks\.enables\.play must be true or false/],
+    [{ admissionWebhooks: { ...hook, enables: { providers: 'webrtc' } } }, /admissionWebhooks\.enables: unknown setting "providers"/],
+    [{ admissionWebhooks: { ...hook, secretkey: 's' } }, /admissionWebhooks: unknown setting "secretkey"/],
+    [{ signedPolicy: {} }, /signedPolicy\.secretKey must be a non-empty string/],
+    [{ signedPolicy: { secretKey: 'k', policyQueryKeyName: 'direction' } }, /policyQueryKeyName cannot be "direction"/],
+    [{ signedPolicy: { secretKey: 'k', signatureQueryKeyName: 'a b' } }, /signatureQueryKeyName must be 1-64 of/],
+    [{ signedPolicy: { secretKey: 'k', policyQueryKeyName: 'x', signatureQueryKeyName: 'x' } }, /must differ/],
+    [{ playbackRequiresTokens: true }, /apps\[0\]: unknown setting "playbackRequiresTokens"/],
+  ];
+  for (const [app, reason] of refused) {
+    assert.throws(load(app), (e: Error) => e instanceof ConfigError && reason.test(e.message) && !e.message.includes('\n'), `${JSON.stringify(app)} → ${reason}`);
+  }
+  assert.throws(load({ name: 'rooms', signedPolicy: { secretKey: 'k' } }), /"rooms" holds room media/);
+  assert.throws(load({ name: 'meet', admissionWebhooks: hook }, { rooms: { app: 'meet' } }), /"meet" holds room media/);
+});
