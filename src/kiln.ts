@@ -442,6 +442,8 @@ export class Kiln {
       await this.recordings?.close();
       await this.rooms?.close();
       this.catalog.closeAll('server-stopping');
+      // The admission webhooks' `closing` calls of those sessions (each within its time-out).
+      await this.engine?.access?.settled();
       this.engine?.close();
       await closingPeers();
       await Promise.allSettled([this.signaling?.stop(), this.api?.stop(), this.ovt?.stop()]);
