@@ -41,6 +41,8 @@ const GRANT_PRUNE_BEATS = 720;
 const USED_GRANT_KEEP_MS = 24 * 3600_000;
 /** How often sent events past their retention are deleted, ms. */
 const EVENT_PRUNE_MS = 10 * 60_000;
+/** How often the delivering node of a cluster closes the events nodes that are gone left open, ms. */
+const ORPHAN_SWEEP_MS = 10_000;
 
 export class Kiln {
   readonly config: KilnConfig;
@@ -66,6 +68,7 @@ export class Kiln {
   #stopping: Promise<void> | undefined;
   #signingKeyValue: Buffer | undefined;
   #eventPruner: NodeJS.Timeout | undefined;
+  #orphanSweep: NodeJS.Timeout | undefined;
   #leaderCheck = { at: 0, leader: false };
   readonly #startedAt = new Date();
   #ovtKey: Buffer | undefined;
@@ -290,7 +293,8 @@ export class Kiln {
     });
     this.delivery = delivery;
     this.events = new EventLog({ store: store.events, nodeId: config.nodeId, endpoints, logger: this.logger, onAppended: () => delivery.wake() });
-    const orphans = await this.events.closeOrphans(config.nodeId, 'node-lost');
+    // A store of its own: whatever is open is a previous run's (whatever its node id then).
+    const orphans = await this.events.closeOrphans(this.cluster ? config.nodeId : undefined, 'node-lost');
     if (orphans > 0) this.logger.info({ closed: orphans }, 'events left open by the last run are closed (node-lost)');
     watchCatalog(this.events, this.catalog);
     delivery.start();
@@ -299,6 +303,26 @@ export class Kiln {
       store.events.prune(new Date(Date.now() - retentionMs).toISOString()).catch((err: Error) => this.logger.debug({ err }, 'events could not be pruned'));
     }, EVENT_PRUNE_MS);
     this.#eventPruner.unref();
+    if (this.cluster) {
+      // Besides the close at a node's death (onNodesDead), the delivering node closes now and then
+      // what nodes not alive left open (a death it missed, a close that failed, a node that
+      // stopped without writing its closes).
+      this.#orphanSweep = setInterval(() => void this.#closeOrphansOfGoneNodes(), ORPHAN_SWEEP_MS);
+      this.#orphanSweep.unref();
+    }
+  }
+
+  async #closeOrphansOfGoneNodes(): Promise<void> {
+    const cluster = this.cluster!;
+    try {
+      if (!cluster.available || !(await this.#deliversEvents())) return;
+      const alive = new Set((await cluster.nodes()).filter((n) => n.state === 'alive').map((n) => n.id));
+      for (const node of await this.store!.events.pairNodes()) {
+        if (!alive.has(node)) await this.events!.closeOrphans(node, 'node-lost');
+      }
+    } catch (err) {
+      this.logger.debug({ err }, 'open events of nodes that are gone could not be closed yet');
+    }
   }
 
   /** Cluster mode: the first alive node (by id) delivers the events; checked every few seconds. */
@@ -448,10 +472,14 @@ export class Kiln {
       await closingPeers();
       await Promise.allSettled([this.signaling?.stop(), this.api?.stop(), this.ovt?.stop()]);
       clearInterval(this.#eventPruner);
+      clearInterval(this.#orphanSweep);
       await this.delivery?.stop();
-      // The closes of every session, stream and room session go to the store before it closes.
+      // The closes of every session, stream and room session go to the store before this node
+      // leaves the cluster (others would close them as node-lost) and before the store closes.
       if (this.events && !(await this.events.flush(10_000))) this.logger.error({ queued: this.events.queued }, 'events could not be written before stopping');
       await this.cluster?.stop();
+      await this.events?.flush(2000);
+      this.events?.stop();
       await this.store?.close();
     })();
     return this.#stopping;

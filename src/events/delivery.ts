@@ -49,7 +49,7 @@ export class EventDelivery {
   readonly #loops: Promise<void>[] = [];
   readonly #inFlight = new Set<http.ClientRequest>();
   #running = false;
-  #wake: (() => void)[] = [];
+  readonly #wake = new Set<() => void>();
   /** Ends every sleep (stop). */
   readonly #stoppers = new Set<() => void>();
   /** Events delivered since start (metrics). */
@@ -69,9 +69,7 @@ export class EventDelivery {
 
   /** New events were appended: idle loops look now. */
   wake(): void {
-    const waiting = this.#wake;
-    this.#wake = [];
-    for (const resolve of waiting) resolve();
+    for (const resolve of [...this.#wake]) resolve();
   }
 
   /** Stops every loop; a request in flight is abandoned (its event stays pending). */
@@ -92,64 +90,83 @@ export class EventDelivery {
       const done = () => {
         clearTimeout(timer);
         this.#stoppers.delete(done);
+        this.#wake.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       timer.unref();
       this.#stoppers.add(done);
-      if (wakeable) this.#wake.push(done);
+      if (wakeable) this.#wake.add(done);
     });
   }
 
   async #loop(webhook: EventWebhookConfig): Promise<void> {
+    const pollMs = this.#options.pollMs ?? 1000;
+    const state = { backoff: 0 };
+    while (this.#running) {
+      try {
+        if (!(await this.#round(webhook, state))) await this.#sleep(pollMs, false);
+      } catch (err) {
+        // Nothing may end the loop but stop(): what went wrong is logged, and tried again.
+        this.#options.logger.error({ err, endpoint: webhook.url }, 'event delivery failed unexpectedly; retrying');
+        await this.#sleep(pollMs, false);
+      }
+    }
+  }
+
+  /**
+   * Sends what is pending for `webhook`, in order, until a failure (then backs off) or the end of a
+   * batch. False when the loop should wait a poll interval first (not delivering now, the store
+   * failing).
+   */
+  async #round(webhook: EventWebhookConfig, state: { backoff: number }): Promise<boolean> {
     const { store, logger } = this.#options;
     const pollMs = this.#options.pollMs ?? 1000;
-    let backoff = 0;
-    while (this.#running) {
-      let batch: EventRecord[];
-      try {
-        if (this.#options.active && !(await this.#options.active())) {
-          await this.#sleep(pollMs, false);
-          continue;
-        }
-        batch = await store.pending(webhook.url, BATCH);
-      } catch (err) {
-        logger.debug({ err }, 'pending events cannot be read');
-        await this.#sleep(pollMs, false);
+    let batch: EventRecord[];
+    try {
+      if (this.#options.active && !(await this.#options.active())) return false;
+      batch = await store.pending(webhook.url, BATCH);
+    } catch (err) {
+      logger.debug({ err }, 'pending events cannot be read');
+      return false;
+    }
+    if (batch.length === 0) {
+      await this.#sleep(pollMs, true);
+      return true;
+    }
+    // Deliveries are recorded a few at a time; not recorded (a crash, the store failing) means
+    // sent again later: at least once. When recording fails, the loop waits rather than resend
+    // the same events at once.
+    const sent: number[] = [];
+    let recorded = true;
+    const record = async () => {
+      if (sent.length === 0) return;
+      await store.delivered(webhook.url, sent.splice(0), new Date().toISOString()).catch((err: Error) => {
+        recorded = false;
+        logger.debug({ err }, 'deliveries cannot be recorded');
+      });
+    };
+    for (const event of batch) {
+      if (!this.#running) break;
+      const error = await this.#post(webhook, event);
+      const at = new Date().toISOString();
+      if (error === undefined) {
+        this.delivered++;
+        state.backoff = 0;
+        sent.push(event.seq);
+        if (sent.length >= RECORD_EVERY) await record();
         continue;
-      }
-      if (batch.length === 0) {
-        await this.#sleep(pollMs, true);
-        continue;
-      }
-      // Deliveries are recorded a few at a time; not recorded (a crash, the store failing) means
-      // sent again later: at least once.
-      const sent: number[] = [];
-      const record = async () => {
-        if (sent.length === 0) return;
-        await store.delivered(webhook.url, sent.splice(0), new Date().toISOString()).catch((err: Error) => logger.debug({ err }, 'deliveries cannot be recorded'));
-      };
-      for (const event of batch) {
-        if (!this.#running) break;
-        const error = await this.#post(webhook, event);
-        const at = new Date().toISOString();
-        if (error === undefined) {
-          this.delivered++;
-          backoff = 0;
-          sent.push(event.seq);
-          if (sent.length >= RECORD_EVERY) await record();
-          continue;
-        }
-        await record();
-        this.failures++;
-        backoff = backoff === 0 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
-        if (backoff === BACKOFF_MIN_MS) logger.warn({ endpoint: webhook.url, error }, 'an event webhook failed; retrying with back-off');
-        await store.failed(webhook.url, event.seq, error, at).catch(() => {});
-        await this.#sleep(backoff, false);
-        break;
       }
       await record();
+      this.failures++;
+      state.backoff = state.backoff === 0 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, state.backoff * 2);
+      if (state.backoff === BACKOFF_MIN_MS) logger.warn({ endpoint: webhook.url, error }, 'an event webhook failed; retrying with back-off');
+      await store.failed(webhook.url, event.seq, error, at).catch(() => {});
+      await this.#sleep(state.backoff, false);
+      return true;
     }
+    await record();
+    return recorded;
   }
 
   /** POSTs one event; undefined when the endpoint answered 2xx, else what went wrong. */

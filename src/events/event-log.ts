@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { isKilnError } from '../core/errors.ts';
 import type { EventAppend, EventPairChange, EventStore, NewEventRecord } from '../store/store.ts';
 
 /** The types of event the server emits. */
@@ -30,11 +31,15 @@ export const CLOSING: Partial<Record<EventType, EventType>> = {
   'participant.joined': 'participant.left',
 };
 
-/** Queued events beyond this many (the store unreachable for long) are dropped, oldest first, and logged. */
+/** Events beyond this many queued (the store unreachable for long) are dropped, and logged. */
 const MAX_QUEUED = 100_000;
 const RETRY_MIN_MS = 250;
 /** Queued events written in one transaction, at most. */
 const BATCH = 256;
+/** Failed writes of a batch before events are written one at a time. */
+const SPLIT_AFTER = 3;
+/** Failed writes of one event the store answers about (not "unavailable") before it is dropped. */
+const GIVE_UP_AFTER = 6;
 const RETRY_MAX_MS = 5000;
 
 export interface EventLogOptions {
@@ -54,6 +59,7 @@ export class EventLog {
   #head = 0;
   #pumping: Promise<void> | undefined;
   #failing = false;
+  #closed = false;
   #dropped = 0;
   /** Events appended since start (metrics). */
   appended = 0;
@@ -83,31 +89,53 @@ export class EventLog {
   }
 
   #push(type: string, subject: string, data: Record<string, unknown>, pair: EventPairChange | undefined): void {
-    const event: NewEventRecord = { id: randomUUID(), type, time: new Date().toISOString(), nodeId: this.#options.nodeId, subject, data };
+    if (this.#closed) return;
     if (this.queued >= MAX_QUEUED) {
-      this.#head++;
-      if (this.#dropped++ % 1000 === 0) this.#options.logger.error({ dropped: this.#dropped }, 'the event queue is full (the store has been failing): oldest events dropped');
+      // The store has been failing for long: this event is dropped (not one of a batch being written).
+      if (this.#dropped++ % 1000 === 0) this.#options.logger.error({ dropped: this.#dropped }, 'the event queue is full (the store has been failing): new events dropped');
+      return;
     }
+    const event: NewEventRecord = { id: randomUUID(), type, time: new Date().toISOString(), nodeId: this.#options.nodeId, subject, data };
     this.#queue.push({ event, pair });
-    this.#pumping ??= this.#pump().finally(() => (this.#pumping = undefined));
+    this.#kick();
+  }
+
+  /** Starts the pump unless it runs; one that ends with events queued meanwhile starts again. */
+  #kick(): void {
+    if (this.#pumping || this.#closed) return;
+    this.#pumping = this.#pump().finally(() => {
+      this.#pumping = undefined;
+      if (this.queued > 0) this.#kick();
+    });
   }
 
   async #pump(): Promise<void> {
     let delay = RETRY_MIN_MS;
-    while (this.#head < this.#queue.length) {
-      // What is queued, up to a batch, in one transaction.
-      const batch = this.#queue.slice(this.#head, this.#head + BATCH);
+    let failures = 0;
+    while (this.#head < this.#queue.length && !this.#closed) {
+      // What is queued, up to a batch, in one transaction; one at a time after repeated failures,
+      // so that one event the store refuses cannot hold back the others.
+      const batch = this.#queue.slice(this.#head, this.#head + (failures >= SPLIT_AFTER ? 1 : BATCH));
       try {
         await this.#options.store.append(batch, this.#options.endpoints);
       } catch (err) {
+        failures++;
         if (!this.#failing) this.#options.logger.warn({ err, queued: this.queued }, 'events cannot be written yet; retrying');
         this.#failing = true;
+        if (batch.length === 1 && failures >= GIVE_UP_AFTER && !(isKilnError(err) && err.code === 'UNAVAILABLE')) {
+          // The store answers but refuses this event: it is dropped, the others go on.
+          this.#options.logger.error({ err, event: batch[0].event }, 'an event the store refuses is dropped');
+          this.#head++;
+          failures = 0;
+          continue;
+        }
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
         delay = Math.min(RETRY_MAX_MS, delay * 2);
         continue;
       }
       if (this.#failing) this.#options.logger.info('events are written again');
       this.#failing = false;
+      failures = 0;
       delay = RETRY_MIN_MS;
       this.appended += batch.length;
       this.#head += batch.length;
@@ -117,8 +145,10 @@ export class EventLog {
       }
       this.#options.onAppended?.();
     }
-    this.#queue.length = 0;
-    this.#head = 0;
+    if (this.#head >= this.#queue.length) {
+      this.#queue.length = 0;
+      this.#head = 0;
+    }
   }
 
   /** Waits until every queued event is written, or `timeoutMs` passes; true when all were. */
@@ -131,18 +161,23 @@ export class EventLog {
       await Promise.race([this.#pumping, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
       clearTimeout(timer);
     }
-    return true;
+    return this.queued === 0;
+  }
+
+  /** Stops writing (the store is closing): what is still queued is dropped, and nothing new is queued. */
+  stop(): void {
+    this.#closed = true;
   }
 
   /**
    * Writes the closing event of every pair node `nodeId` left open (it died, or this node restarted
-   * after a crash), newest first (a participant leaves before its room session ends), with `reason`.
+   * after a crash; every node's when undefined: a store of its own), newest first (a participant leaves before its room session ends), with `reason`.
    * Safe to run on several nodes at once: each pair is closed once. Returns how many it closed.
    */
-  async closeOrphans(nodeId: string, reason: string): Promise<number> {
+  async closeOrphans(nodeId: string | undefined, reason: string): Promise<number> {
     const pairs = await this.#options.store.openPairs(nodeId);
     for (const pair of pairs) {
-      this.#push(pair.closeType, pair.subject, { ...pair.data, reason, lost_node: nodeId }, { close: pair.key });
+      this.#push(pair.closeType, pair.subject, { ...pair.data, reason, lost_node: pair.nodeId }, { close: pair.key });
     }
     await this.flush();
     return pairs.length;

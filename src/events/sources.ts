@@ -3,12 +3,16 @@
  * rooms (room sessions and participants) and the recordings. Listeners only queue (EventLog never
  * throws), so they cannot break what they watch.
  */
+import { randomUUID } from 'node:crypto';
 import type { Catalog } from '../core/catalog.ts';
 import type { Participant, RoomSession } from '../core/room.ts';
 import type { Session } from '../core/session.ts';
 import type { Stream } from '../core/stream.ts';
 import type { RecordingRecord } from '../store/store.ts';
 import type { EventLog } from './event-log.ts';
+
+/** A pair key unique to one opening (ids can come back: a session name, a participant's reconnection). */
+const pairKey = (kind: string, id: string): string => `${kind}:${id}:${randomUUID()}`;
 
 function sessionData(s: Session): Record<string, unknown> {
   return {
@@ -38,10 +42,12 @@ function participantData(rs: RoomSession, p: Participant): Record<string, unknow
 export function watchCatalog(log: EventLog, catalog: Catalog): void {
   catalog.on('session', (session) => {
     const data = sessionData(session);
-    log.open('session.opened', `session:${session.id}`, session.id, data);
+    // The pair's key is this session's alone: a client may reuse a session name once it closed.
+    const key = pairKey('session', session.id);
+    log.open('session.opened', key, session.id, data);
     session.once('close', (reason) => {
       const c = session.counters;
-      log.close('session.closed', `session:${session.id}`, session.id, {
+      log.close('session.closed', key, session.id, {
         ...data, reason, closed_by: session.closedBy ?? null,
         bytes_in: c.bytesIn, bytes_out: c.bytesOut, packets_in: c.packetsIn, packets_out: c.packetsOut,
         duration_ms: Date.now() - session.connectedAt.getTime(),
@@ -64,9 +70,15 @@ export function watchCatalog(log: EventLog, catalog: Catalog): void {
 /** Room sessions started and ended, participants joined and left. */
 export function watchRoomSession(log: EventLog, rs: RoomSession): void {
   rs.once('started', () => log.open('room_session.started', `room_session:${rs.id}`, rs.id, roomSessionData(rs)));
-  rs.on('joined', (p) => log.open('participant.joined', `participant:${p.id}`, p.id, participantData(rs, p)));
+  const keys = new WeakMap<Participant, string>();
+  rs.on('joined', (p) => {
+    const key = pairKey('participant', p.id);
+    keys.set(p, key);
+    log.open('participant.joined', key, p.id, participantData(rs, p));
+  });
   rs.on('left', (p, reason) => {
-    log.close('participant.left', `participant:${p.id}`, p.id, { ...participantData(rs, p), reason, closed_by: p.session.closedBy ?? null });
+    const key = keys.get(p);
+    if (key) log.close('participant.left', key, p.id, { ...participantData(rs, p), reason, closed_by: p.session.closedBy ?? null });
   });
   rs.once('ended', (reason) => {
     log.close('room_session.ended', `room_session:${rs.id}`, rs.id, { ...roomSessionData(rs), reason, end_time: rs.endTime?.toISOString() ?? null });

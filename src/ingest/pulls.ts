@@ -230,6 +230,7 @@ export class PullManager {
     try {
       await pull.open();
       if (this.#closed) throw errors.unavailable('Kiln is stopping');
+      if (session.closed) throw errors.pullFailed('The pull was closed while it connected');
       stream = catalog.createStream(application, request.name, sourceType, session, relay);
     } catch (err) {
       session.close('error');

@@ -203,11 +203,14 @@ export interface EventStore {
   /**
    * Appends events in order, in one transaction, each with a pending delivery to each endpoint and
    * its pair change. Returns each event's seq; undefined (nothing appended) for a close of a pair
-   * that is not open, so each opened event has one closing event.
+   * that is not open, so each opened event has one closing event, and for an event whose id is
+   * there already (a retry of a write whose outcome was unknown).
    */
   append(events: EventAppend[], endpoints: string[]): Promise<(number | undefined)[]>;
-  /** The open pairs of a node, newest first. */
-  openPairs(nodeId: string): Promise<OpenEventPair[]>;
+  /** The open pairs of a node (of every node when undefined), newest first. */
+  openPairs(nodeId?: string): Promise<OpenEventPair[]>;
+  /** The nodes that have open pairs. */
+  pairNodes(): Promise<string[]>;
   /** The endpoint's pending events, oldest first. */
   pending(endpoint: string, limit: number): Promise<(EventRecord & { attempts: number })[]>;
   delivered(endpoint: string, seqs: number[], at: string): Promise<void>;

@@ -121,6 +121,10 @@ export async function eventsContract(store: Store): Promise<void> {
   assert.equal(await append(ev('e5', 'session.closed', 's1'), { close: 'session:s1' }), undefined);
   assert.deepEqual(await store.events.openPairs('n1'), []);
   assert.equal((await store.events.openPairs('n2')).length, 1);
+  assert.deepEqual((await store.events.openPairs()).map((p) => p.nodeId), ['n2'], 'of every node');
+  assert.deepEqual(await store.events.pairNodes(), ['n2']);
+  // A retry of a write whose outcome was unknown: the event is there once, its pair change once.
+  assert.deepEqual(await store.events.append([{ event: ev('e2', 'session.opened', 's2', undefined, 'n2'), pair: { open: 'session:s2', closeType: 'session.closed' } }], endpoints), [undefined]);
 
   const pendingA = await store.events.pending(endpoints[0], 10);
   assert.deepEqual(pendingA.map((e) => e.id), ['e1', 'e2', 'e3', 'e4']);

@@ -45,10 +45,12 @@ export class PgEventStore implements EventStore {
     {
       if (pair && 'close' in pair && (await client.query('DELETE FROM event_pairs WHERE key = $1', [pair.close])).rowCount === 0) return undefined;
       const { rows } = await client.query<{ seq: string }>(
-        `WITH e AS (INSERT INTO events (id, type, time, node_id, subject, data) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq),
+        `WITH e AS (INSERT INTO events (id, type, time, node_id, subject, data) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING seq),
            d AS (INSERT INTO event_deliveries (endpoint, seq) SELECT unnest($7::text[]), seq FROM e)
          SELECT seq FROM e`,
         [event.id, event.type, event.time, event.nodeId, event.subject, JSON.stringify(event.data), endpoints]);
+      // Written already (a retry after a commit whose outcome was unknown): nothing more to do.
+      if (rows.length === 0) return undefined;
       const seq = Number(rows[0].seq);
       if (pair && 'open' in pair) {
         await client.query(`INSERT INTO event_pairs (key, node_id, subject, close_type, data, opened_seq) VALUES ($1, $2, $3, $4, $5, $6)
@@ -60,10 +62,14 @@ export class PgEventStore implements EventStore {
     }
   }
 
-  async openPairs(nodeId: string): Promise<OpenEventPair[]> {
+  async openPairs(nodeId?: string): Promise<OpenEventPair[]> {
     const { rows } = await this.#query<{ key: string; subject: string; close_type: string; data: string; node_id: string; opened_seq: string }>(
-      'SELECT key, subject, close_type, data, node_id, opened_seq FROM event_pairs WHERE node_id = $1 ORDER BY opened_seq DESC', [nodeId]);
+      'SELECT key, subject, close_type, data, node_id, opened_seq FROM event_pairs WHERE $1::text IS NULL OR node_id = $1 ORDER BY opened_seq DESC', [nodeId ?? null]);
     return rows.map((r) => ({ key: r.key, subject: r.subject, closeType: r.close_type, data: JSON.parse(r.data), nodeId: r.node_id, openedSeq: Number(r.opened_seq) }));
+  }
+
+  async pairNodes(): Promise<string[]> {
+    return (await this.#query<{ node_id: string }>('SELECT DISTINCT node_id FROM event_pairs')).rows.map((r) => r.node_id);
   }
 
   async pending(endpoint: string, limit: number): Promise<(EventRecord & { attempts: number })[]> {
@@ -96,7 +102,8 @@ export class PgEventStore implements EventStore {
 
   prune(before: string): Promise<number> {
     return this.#transaction(async (client) => {
-      const old = `SELECT seq FROM events WHERE time < $1 AND seq NOT IN (SELECT seq FROM event_deliveries WHERE delivered_at IS NULL)`;
+      const old = `SELECT e.seq FROM events e WHERE e.time < $1
+        AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.seq = e.seq AND d.delivered_at IS NULL)`;
       await client.query(`DELETE FROM event_deliveries WHERE seq IN (${old})`, [before]);
       return (await client.query(`DELETE FROM events WHERE seq IN (${old})`, [before])).rowCount ?? 0;
     });

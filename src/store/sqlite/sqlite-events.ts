@@ -20,6 +20,9 @@ export const SQLITE_EVENTS_MIGRATION = `CREATE TABLE events (
      data TEXT NOT NULL, opened_seq INTEGER NOT NULL);
    CREATE INDEX event_pairs_node ON event_pairs (node_id, opened_seq)`;
 
+/** Events deleted per transaction when pruning. */
+const PRUNE_CHUNK = 1000;
+
 interface EventRow { seq: number; id: string; type: string; time: string; node_id: string; subject: string; data: string }
 interface DeliveryRow { seq: number; endpoint: string; attempts: number; last_error: string | null; last_attempt_at: string | null; delivered_at: string | null }
 
@@ -61,8 +64,10 @@ export class SqliteEventStore implements EventStore {
   #appendOne(event: NewEventRecord, endpoints: string[], pair: EventPairChange | undefined): number | undefined {
     if (pair && 'close' in pair && Number(this.#sql('DELETE FROM event_pairs WHERE key = ?').run(pair.close).changes) === 0) return undefined;
     const data = JSON.stringify(event.data);
-    const seq = Number(this.#sql('INSERT INTO events (id, type, time, node_id, subject, data) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(event.id, event.type, event.time, event.nodeId, event.subject, data).lastInsertRowid);
+    const inserted = this.#sql('INSERT OR IGNORE INTO events (id, type, time, node_id, subject, data) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(event.id, event.type, event.time, event.nodeId, event.subject, data);
+    if (Number(inserted.changes) === 0) return undefined;
+    const seq = Number(inserted.lastInsertRowid);
     for (const endpoint of endpoints) this.#sql('INSERT INTO event_deliveries (endpoint, seq) VALUES (?, ?)').run(endpoint, seq);
     if (pair && 'open' in pair) {
       this.#sql('INSERT OR REPLACE INTO event_pairs (key, node_id, subject, close_type, data, opened_seq) VALUES (?, ?, ?, ?, ?, ?)')
@@ -71,10 +76,14 @@ export class SqliteEventStore implements EventStore {
     return seq;
   }
 
-  async openPairs(nodeId: string): Promise<OpenEventPair[]> {
-    const rows = this.#sql('SELECT key, subject, close_type, data, node_id, opened_seq FROM event_pairs WHERE node_id = ? ORDER BY opened_seq DESC')
-      .all(nodeId) as unknown as { key: string; subject: string; close_type: string; data: string; node_id: string; opened_seq: number }[];
+  async openPairs(nodeId?: string): Promise<OpenEventPair[]> {
+    const rows = this.#sql('SELECT key, subject, close_type, data, node_id, opened_seq FROM event_pairs WHERE ? IS NULL OR node_id = ? ORDER BY opened_seq DESC')
+      .all(nodeId ?? null, nodeId ?? null) as unknown as { key: string; subject: string; close_type: string; data: string; node_id: string; opened_seq: number }[];
     return rows.map((r) => ({ key: r.key, subject: r.subject, closeType: r.close_type, data: JSON.parse(r.data), nodeId: r.node_id, openedSeq: Number(r.opened_seq) }));
+  }
+
+  async pairNodes(): Promise<string[]> {
+    return (this.#sql('SELECT DISTINCT node_id FROM event_pairs').all() as { node_id: string }[]).map((r) => r.node_id);
   }
 
   async pending(endpoint: string, limit: number): Promise<(EventRecord & { attempts: number })[]> {
@@ -114,16 +123,28 @@ export class SqliteEventStore implements EventStore {
   }
 
   async prune(before: string): Promise<number> {
-    this.#db.exec('BEGIN');
-    try {
-      const old = `SELECT seq FROM events WHERE time < ? AND seq NOT IN (SELECT seq FROM event_deliveries WHERE delivered_at IS NULL)`;
-      this.#db.prepare(`DELETE FROM event_deliveries WHERE seq IN (${old})`).run(before);
-      const result = this.#db.prepare(`DELETE FROM events WHERE seq IN (${old})`).run(before);
-      this.#db.exec('COMMIT');
-      return Number(result.changes);
-    } catch (err) {
-      this.#db.exec('ROLLBACK');
-      throw err;
+    // In chunks, yielding between them: this runs on the thread that carries the media.
+    const old = `SELECT e.seq FROM events e WHERE e.time < ?
+      AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.seq = e.seq AND d.delivered_at IS NULL) LIMIT ${PRUNE_CHUNK}`;
+    let total = 0;
+    for (;;) {
+      this.#db.exec('BEGIN');
+      let deleted: number;
+      try {
+        const seqs = (this.#sql(old).all(before) as { seq: number }[]).map((r) => r.seq);
+        for (const seq of seqs) {
+          this.#sql('DELETE FROM event_deliveries WHERE seq = ?').run(seq);
+          this.#sql('DELETE FROM events WHERE seq = ?').run(seq);
+        }
+        deleted = seqs.length;
+        this.#db.exec('COMMIT');
+      } catch (err) {
+        this.#db.exec('ROLLBACK');
+        throw err;
+      }
+      total += deleted;
+      if (deleted < PRUNE_CHUNK) return total;
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 }
