@@ -260,10 +260,10 @@ export class MediaEngine {
   }
 
   /**
-   * WHIP (and a room participant's publish): answers a publisher's offer and creates the stream.
-   * `sourceType` says what kind of input the stream reports. Default `WebRTC`.
+   * A publisher let in by the app's access rules (to the stream they send it to), its name free in
+   * the cluster, with its admitted lifetime enforced.
    */
-  async publish(app: string, stream: string, offer: string, client: ClientInfo, sourceType: SourceType = 'WebRTC'): Promise<{ session: Session; answer: string; stream: Stream }> {
+  async #admittedPublisher(app: string, stream: string, client: ClientInfo): Promise<WebRtcPublisher> {
     const admitted = await this.#admit('publish', app, stream, undefined, client);
     let publisher: WebRtcPublisher;
     try {
@@ -274,6 +274,15 @@ export class MediaEngine {
       throw err;
     }
     this.#enforce(publisher.session, admitted.admission);
+    return publisher;
+  }
+
+  /**
+   * WHIP (and a room participant's publish): answers a publisher's offer and creates the stream.
+   * `sourceType` says what kind of input the stream reports. Default `WebRTC`.
+   */
+  async publish(app: string, stream: string, offer: string, client: ClientInfo, sourceType: SourceType = 'WebRTC'): Promise<{ session: Session; answer: string; stream: Stream }> {
+    const publisher = await this.#admittedPublisher(app, stream, client);
     try {
       const answer = await publisher.answer(offer);
       const created = this.#register(publisher, sourceType);
@@ -294,16 +303,7 @@ export class MediaEngine {
     accept: (answer: string) => Promise<Stream>;
     addCandidate: (c: CandidateInit) => Promise<void>;
   }> {
-    const admitted = await this.#admit('publish', app, stream, undefined, client);
-    let publisher: WebRtcPublisher;
-    try {
-      await this.#checkNameFree(admitted.app, admitted.stream);
-      publisher = this.#newPublisher(admitted, client);
-    } catch (err) {
-      admitted.admission?.end();
-      throw err;
-    }
-    this.#enforce(publisher.session, admitted.admission);
+    const publisher = await this.#admittedPublisher(app, stream, client);
     try {
       const offer = await publisher.offer();
       return {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
-import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
+import { launchChromium, playPage, publishPage, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { signedWith, startWebhookReceiver, type ReceivedEvent, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { assertJsonApi } from '../helpers/jsonapi.ts';
 import { Ajv } from 'ajv';
@@ -47,20 +47,8 @@ after(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function publish(stream: string): Promise<Page> {
-  const page = await chromium.browser.newPage();
-  await page.goto(`${kiln.signalingUrl}/publish.html?autostart=1&stream=${stream}&token=${kiln.password}`);
-  assert.equal(await waitFor(() => page.textContent('#status'), (s) => s === 'connection: connected' || /WHIP|Error/.test(s ?? ''), 15_000), 'connection: connected');
-  return page;
-}
-
-async function play(stream: string, session: string): Promise<Page> {
-  const page = await chromium.browser.newPage();
-  await page.goto(`${kiln.signalingUrl}/play.html?autostart=1&stream=${stream}&session=${session}`);
-  const stats = await waitFor(() => inboundStats(page, 'kilnPlayer'), (s) => s.framesDecoded > 5, 15_000);
-  assert.ok(stats.framesDecoded > 5, `${session} decodes: ${stats.framesDecoded} frames`);
-  return page;
-}
+const publish = (stream: string): Promise<Page> => publishPage(chromium, kiln.signalingUrl, stream, kiln.password);
+const play = (stream: string, session: string): Promise<Page> => playPage(chromium, kiln.signalingUrl, stream, session);
 
 /** The distinct events received (first copy of each id), in order of arrival. */
 function distinct(): ReceivedEvent['event'][] {

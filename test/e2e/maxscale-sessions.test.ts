@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { promises as dns } from 'node:dns';
 import type { Page } from 'playwright-core';
 import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
-import { inboundStats, launchChromium, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
+import { inboundStats, launchChromium, playPage, publishPage, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { startRtspServer, type RtspServer } from '../helpers/rtsp-server.ts';
 import { startSite, type Site } from '../helpers/site.ts';
 import { joinWithOpenVidu, type OpenViduParticipant } from '../helpers/openvidu-page.ts';
@@ -52,20 +52,8 @@ const sessions = async (query = '') => (await maxscale(`/v1/sessions${query}`)).
 const byId = async () => new Map((await sessions()).map((s) => [s.id as string, s]));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function publish(stream: string): Promise<Page> {
-  const page = await chromium.browser.newPage();
-  await page.goto(`${kiln.signalingUrl}/publish.html?autostart=1&stream=${stream}&token=${kiln.password}`);
-  assert.equal(await waitFor(() => page.textContent('#status'), (s) => s === 'connection: connected' || /WHIP|Error/.test(s ?? ''), 15_000), 'connection: connected');
-  return page;
-}
-
-async function play(stream: string, session: string): Promise<Page> {
-  const page = await chromium.browser.newPage();
-  await page.goto(`${kiln.signalingUrl}/play.html?autostart=1&stream=${stream}&session=${session}`);
-  const stats = await waitFor(() => inboundStats(page, 'kilnPlayer'), (s) => s.framesDecoded > 5, 15_000);
-  assert.ok(stats.framesDecoded > 5, `${session} decodes: ${stats.framesDecoded} frames`);
-  return page;
-}
+const publish = (stream: string): Promise<Page> => publishPage(chromium, kiln.signalingUrl, stream, kiln.password);
+const play = (stream: string, session: string): Promise<Page> => playPage(chromium, kiln.signalingUrl, stream, session);
 
 const playerState = (page: Page) =>
   page.evaluate(() => (window as unknown as { kilnPlayer?: RTCPeerConnection }).kilnPlayer?.connectionState ?? 'none');

@@ -6,6 +6,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 
 export const CHROMIUM_FLAGS = [
   '--headless',
@@ -81,4 +82,21 @@ export async function waitFor<T>(probe: () => Promise<T>, done: (v: T) => boolea
     value = await probe();
   }
   return value;
+}
+
+/** Opens Kiln's WHIP publish page for `stream` and waits until it is connected (asserted). */
+export async function publishPage(browser: LaunchedBrowser, signalingUrl: string, stream: string, token: string): Promise<Page> {
+  const page = await browser.browser.newPage();
+  await page.goto(`${signalingUrl}/publish.html?autostart=1&stream=${stream}&token=${token}`);
+  assert.equal(await waitFor(() => page.textContent('#status'), (s) => s === 'connection: connected' || /WHIP|Error/.test(s ?? ''), 15_000), 'connection: connected');
+  return page;
+}
+
+/** Opens Kiln's WHEP play page as session `session` and waits until it decodes frames (asserted). */
+export async function playPage(browser: LaunchedBrowser, signalingUrl: string, stream: string, session: string): Promise<Page> {
+  const page = await browser.browser.newPage();
+  await page.goto(`${signalingUrl}/play.html?autostart=1&stream=${stream}&session=${session}`);
+  const stats = await waitFor(() => inboundStats(page, 'kilnPlayer'), (s) => s.framesDecoded > 5, 15_000);
+  assert.ok(stats.framesDecoded > 5, `${session} decodes: ${stats.framesDecoded} frames`);
+  return page;
 }
