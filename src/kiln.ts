@@ -254,10 +254,10 @@ export class Kiln {
       const relayOrigins = new WeakMap<Stream, string>();
       cluster.onNodesDead((ids) => {
         for (const stream of [...this.catalog.allStreams()]) if (stream.relay && ids.includes(relayOrigins.get(stream) ?? '')) stream.close('connection-failed');
-        // What they left open is closed in the events (by whichever node gets there first: once).
-        for (const id of ids) {
-          this.events?.closeOrphans(id, 'node-lost').catch((err: Error) => this.logger.warn({ err, node: id }, 'the events a dead node left open could not be closed'));
-        }
+        // What they left open is closed in the events now, by the delivering node (which may be
+        // another now that they are gone).
+        this.#leaderCheck.at = 0;
+        void this.#closeOrphansOfGoneNodes();
       });
       this.engine.setRemoteStreams({
         // Without its database a node goes on publishing and playing its own streams: names are
@@ -304,9 +304,9 @@ export class Kiln {
     }, EVENT_PRUNE_MS);
     this.#eventPruner.unref();
     if (this.cluster) {
-      // Besides the close at a node's death (onNodesDead), the delivering node closes now and then
-      // what nodes not alive left open (a death it missed, a close that failed, a node that
-      // stopped without writing its closes).
+      // The delivering node closes what nodes not alive left open: at a death (onNodesDead), and
+      // now and then for a death it missed, a close that failed, a node that stopped without
+      // writing its closes.
       this.#orphanSweep = setInterval(() => void this.#closeOrphansOfGoneNodes(), ORPHAN_SWEEP_MS);
       this.#orphanSweep.unref();
     }

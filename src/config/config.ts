@@ -387,8 +387,8 @@ function objectOf(v: unknown, known: string[], what: string, shape: string): Rec
   return v;
 }
 
-function secretKey(v: unknown, what: string): string {
-  if (typeof v !== 'string' || v === '') throw new ConfigError(`${what} must be a non-empty string (the HMAC-SHA1 key)`);
+function secretKey(v: unknown, what: string, algorithm = 'HMAC-SHA1'): string {
+  if (typeof v !== 'string' || v === '') throw new ConfigError(`${what} must be a non-empty string (the ${algorithm} key)`);
   return v;
 }
 
@@ -440,9 +440,7 @@ function applyEvents(config: KilnConfig, e: unknown, where: (k: string) => strin
     if (!Array.isArray(e.webhooks)) throw new ConfigError(where('events.webhooks must be an array of {"url", "secret"}'));
     config.events.webhooks = e.webhooks.map((w, i) => {
       if (!isObject(w)) throw new ConfigError(where(`events.webhooks[${i}] must be {"url", "secret"}`));
-      const url = webhookUrl(w.url, where(`events.webhooks[${i}].url`));
-      if (typeof w.secret !== 'string' || w.secret === '') throw new ConfigError(where(`events.webhooks[${i}].secret must be a non-empty string (the HMAC-SHA256 key)`));
-      return { url, secret: w.secret };
+      return { url: webhookUrl(w.url, where(`events.webhooks[${i}].url`)), secret: secretKey(w.secret, where(`events.webhooks[${i}].secret`), 'HMAC-SHA256') };
     });
     if (new Set(config.events.webhooks.map((w) => w.url)).size !== config.events.webhooks.length) throw new ConfigError(where('events.webhooks lists a URL twice'));
   }

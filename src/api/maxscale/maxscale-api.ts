@@ -11,7 +11,7 @@ import type { Catalog } from '../../core/catalog.ts';
 import { isKilnError, KilnError } from '../../core/errors.ts';
 import { firstQueryValues, requestBaseUrl } from '../../http/listener.ts';
 import type { Credentials } from '../credentials.ts';
-import { applyFields, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
+import { applyFields, pageLinks, parseBoolean, shapeCollection, type JsonObject, type QueryParams } from './query.ts';
 import type { Session, SessionView } from '../../core/session.ts';
 import type { Cluster } from '../../cluster/cluster.ts';
 import { RemoteSession } from '../../cluster/snapshots.ts';
@@ -249,11 +249,7 @@ export async function registerMaxScaleApi(scope: FastifyInstance, options: MaxSc
       if (query.pending !== undefined && pending === undefined) throw new KilnError('BAD_REQUEST', 'pending must be true or false');
       const { total, events } = await options.events.list({ limit: size, offset: number * size, pending });
       const base = requestBaseUrl(request);
-      const page = (n: number) => `${base}/v1/events/?page%5Bsize%5D=${size}&page%5Bnumber%5D=${n}${pending ? '&pending=true' : ''}`;
-      const last = Math.max(0, Math.ceil(total / size) - 1);
-      const links: Record<string, string> = { self: page(number), first: page(0), last: page(last) };
-      if (number < last) links.next = page(number + 1);
-      if (number > 0) links.prev = page(Math.min(number - 1, last));
+      const links = pageLinks(`${base}/v1/events/`, size, number, total, pending ? '&pending=true' : '');
       return sendJson(request, reply, 200, { links, data: events.map(eventResource), meta: { total } });
     });
   }

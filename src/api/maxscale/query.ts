@@ -327,11 +327,18 @@ function paginate(doc: CollectionDocument, sizeParam: string | undefined, number
   if (!(size > 0) || !(number >= 0)) return;
   const total = doc.data.length;
   if (total > size) doc.data = doc.data.slice(number * size, (number + 1) * size);
-  const base = `${doc.links.self}?page%5Bsize%5D=${size}&page%5Bnumber%5D=`;
-  doc.links.self = base + number;
-  if ((number + 1) * size < total) doc.links.next = base + (number + 1);
-  doc.links.first = `${base}0`;
-  doc.links.last = base + Math.max(0, Math.ceil(total / size) - 1);
-  if (number > 0 && number * size < total) doc.links.prev = base + (number - 1);
+  Object.assign(doc.links, pageLinks(doc.links.self, size, number, total));
   doc.meta = { ...doc.meta, total };
+}
+
+/**
+ * The links of page `number` (from 0) of `size` rows over `total`: self, first, last, and next and
+ * prev where there are such pages. `suffix` is more query, appended to each.
+ */
+export function pageLinks(self: string, size: number, number: number, total: number, suffix = ''): Record<string, string> {
+  const page = (n: number) => `${self}?page%5Bsize%5D=${size}&page%5Bnumber%5D=${n}${suffix}`;
+  const links: Record<string, string> = { self: page(number), first: page(0), last: page(Math.max(0, Math.ceil(total / size) - 1)) };
+  if ((number + 1) * size < total) links.next = page(number + 1);
+  if (number > 0 && number * size < total) links.prev = page(number - 1);
+  return links;
 }
