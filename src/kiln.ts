@@ -205,12 +205,18 @@ export class Kiln {
           return node?.state === 'alive' ? node.publicUrl : undefined;
         }),
       },
+      console: {
+        dir: config.consoleDir,
+        // The API listens after this is built: its port is asked per request (the bound one with port 0).
+        config: () => ({ apiPort: this.api?.port ?? config.api.port, apiTls: config.tls !== undefined, apiUrl: config.consoleApiUrl ?? null }),
+      },
       logger: this.logger,
     });
     this.api = new ApiServer({
       host: config.api.host,
       port: config.api.port,
       tls: config.tls,
+      corsOrigins: config.corsOrigins,
       bodyLimit: config.limits.bodyBytes,
       catalog: this.catalog,
       credentials,

@@ -32,6 +32,8 @@ export interface ApiServerOptions {
   host: string;
   port: number;
   tls: { cert: string; key: string } | undefined;
+  /** Origins whose browser pages may call the API (the web console on the signaling port); `*` allows any. */
+  corsOrigins: string[];
   bodyLimit: number;
   catalog: Catalog;
   credentials: Credentials;
@@ -67,6 +69,35 @@ export interface ApiServerOptions {
   logger: Logger;
 }
 
+/**
+ * CORS for browser pages on other origins (the web console, served on the signaling port): an
+ * allowed Origin gets Access-Control-Allow-Origin on every answer, errors and 401s included, and a
+ * preflight (which never carries credentials) is answered here, before any dialect asks for them.
+ * A disallowed origin gets no CORS header, so the browser keeps the answer from the page.
+ */
+function registerCors(app: FastifyInstance, corsOrigins: string[]): void {
+  const any = corsOrigins.includes('*');
+  app.addHook('onRequest', async (request, reply) => {
+    const origin = request.headers.origin;
+    if (!any) reply.header('Vary', 'Origin');
+    const allowed = origin !== undefined && (any || corsOrigins.includes(origin));
+    if (allowed) {
+      reply
+        .header('Access-Control-Allow-Origin', any ? '*' : origin)
+        .header('Access-Control-Expose-Headers', 'Location, Link, WWW-Authenticate, Content-Disposition');
+    }
+    const preflight = request.method === 'OPTIONS' && origin !== undefined && request.headers['access-control-request-method'] !== undefined;
+    if (!preflight) return;
+    if (allowed) {
+      reply
+        .header('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS')
+        .header('Access-Control-Allow-Headers', 'Authorization, Content-Type')
+        .header('Access-Control-Max-Age', '600');
+    }
+    return reply.code(204).send();
+  });
+}
+
 /** The OpenAPI document of every dialect the control API speaks. */
 function controlApiDocument(): object {
   const ome = omeOpenApi() as { info: object; components: { schemas: object }; paths: object };
@@ -94,6 +125,8 @@ export class ApiServer {
   #setup(): void {
     const app = this.app;
     const { catalog, credentials, metrics, pulls, rooms, recordings, recordingLinks, recordingFreeAccess, publicUrl, store, pageTokens, pricePerMemberMinute, cluster, nodeId } = this.#options;
+    // First of the root hooks: before the cluster's 503 and each dialect's credentials.
+    registerCors(app, this.#options.corsOrigins);
     if (cluster) {
       // A node that lost the shared database keeps its media going but takes no control call: each
       // dialect answers 503 in its own shape (the error reaches the route's scope handler).

@@ -81,8 +81,16 @@ export interface KilnConfig {
   publicUrl: string;
   nodeId: string;
   tls: { cert: string; key: string } | undefined;
-  /** Origins allowed by CORS on the signaling port; `*` allows any. */
+  /** Origins allowed by CORS on the signaling and control API ports; `*` allows any. Default `*`. */
   corsOrigins: string[];
+  /**
+   * Where the web console (served at `/console/` on the signaling port) calls the control API, when
+   * browsers reach it by another address than the page's host and the API port (a reverse proxy);
+   * undefined (the default): `<page protocol>//<page host>:<API port>`.
+   */
+  consoleApiUrl: string | undefined;
+  /** The web console's build directory. Default undefined: `<repo>/console/dist`. */
+  consoleDir: string | undefined;
   vhosts: VhostConfig[];
   limits: {
     /** Largest accepted HTTP request body, bytes. Default 256 KiB. */
@@ -157,6 +165,8 @@ export function defaultConfig(): KilnConfig {
     nodeId: hostname(),
     tls: undefined,
     corsOrigins: ['*'],
+    consoleApiUrl: undefined,
+    consoleDir: undefined,
     vhosts: [{ name: 'default', apps: [{ name: 'app', playbackRequiresToken: false }] }],
     limits: { bodyBytes: 256 * 1024, wsMessageBytes: 256 * 1024, publisherTimeoutMs: 10_000, pullTimeoutMs: 5000 },
     rooms: { app: 'rooms', emptyTimeoutMs: 5000, pingTimeoutMs: 10_000, pricePerMemberMinute: 0 },
@@ -227,12 +237,26 @@ function tokens(value: string, what: string): string[] {
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/** An absolute http(s) URL for the console's API calls, without a trailing slash. */
+function consoleApiUrl(v: unknown, what: string): string {
+  let url: URL | undefined;
+  try {
+    url = typeof v === 'string' ? new URL(v) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash) {
+    throw new ConfigError(`${what} must be an absolute http(s) URL without a query, got ${JSON.stringify(v)}`);
+  }
+  return String(v).replace(/\/+$/, '');
+}
+
 
 /** Applies a parsed config file on top of `config`, checking every value it sets. */
 function applyFile(config: KilnConfig, file: Record<string, unknown>, path: string): void {
   const where = (k: string) => `${path}: ${k}`;
   const known = new Set(['api', 'signaling', 'ovt', 'ice', 'accessTokens', 'dataDir', 'databaseUrl', 'publicUrl',
-    'nodeId', 'tls', 'corsOrigins', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath', 'rooms', 'recordings', 'events']);
+    'nodeId', 'tls', 'corsOrigins', 'consoleApiUrl', 'consoleDir', 'vhosts', 'limits', 'logLevel', 'metricsRequireAuth', 'ffmpegPath', 'rooms', 'recordings', 'events']);
   for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(where(`unknown setting "${k}"`));
   for (const key of ['api', 'signaling', 'ovt'] as const) {
     const v = file[key];
@@ -266,7 +290,7 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
     if (!Array.isArray(file.accessTokens)) throw new ConfigError(where('accessTokens must be an array'));
     config.accessTokens = tokens(file.accessTokens.join(','), where('accessTokens'));
   }
-  for (const key of ['dataDir', 'publicUrl', 'nodeId', 'logLevel', 'databaseUrl', 'ffmpegPath'] as const) {
+  for (const key of ['dataDir', 'publicUrl', 'nodeId', 'logLevel', 'databaseUrl', 'ffmpegPath', 'consoleDir'] as const) {
     const v = file[key];
     if (v === undefined || v === null) continue;
     if (typeof v !== 'string' || v === '') throw new ConfigError(where(`${key} must be a non-empty string`));
@@ -288,6 +312,9 @@ function applyFile(config: KilnConfig, file: Record<string, unknown>, path: stri
       throw new ConfigError(where('corsOrigins must be an array of strings'));
     }
     config.corsOrigins = file.corsOrigins as string[];
+  }
+  if (file.consoleApiUrl !== undefined && file.consoleApiUrl !== null) {
+    config.consoleApiUrl = consoleApiUrl(file.consoleApiUrl, where('consoleApiUrl'));
   }
   if (file.vhosts !== undefined) {
     if (!Array.isArray(file.vhosts) || file.vhosts.length === 0) throw new ConfigError(where('vhosts must be a non-empty array'));
@@ -492,6 +519,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
   }
   if (env.KILN_NODE_ID) config.nodeId = env.KILN_NODE_ID;
   if (env.KILN_CORS_ORIGINS) config.corsOrigins = commaList(env.KILN_CORS_ORIGINS);
+  if (env.KILN_CONSOLE_API_URL) config.consoleApiUrl = consoleApiUrl(env.KILN_CONSOLE_API_URL, 'KILN_CONSOLE_API_URL');
+  if (env.KILN_CONSOLE_DIR) config.consoleDir = env.KILN_CONSOLE_DIR;
   if (env.KILN_METRICS_AUTH) config.metricsRequireAuth = env.KILN_METRICS_AUTH === 'true' || env.KILN_METRICS_AUTH === '1';
   if (env.KILN_LOG_LEVEL) config.logLevel = env.KILN_LOG_LEVEL;
   if (env.KILN_FFMPEG) config.ffmpegPath = env.KILN_FFMPEG;
@@ -518,5 +547,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KilnConfig {
     throw new ConfigError('KILN_DATABASE_URL must be a postgres:// URL');
   }
   config.dataDir = resolve(config.dataDir);
+  if (config.consoleDir !== undefined) config.consoleDir = resolve(config.consoleDir);
   return config;
 }

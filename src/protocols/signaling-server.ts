@@ -1,6 +1,6 @@
 /**
  * The media signaling listener (default port 3333): WHIP/WHEP, OvenMediaEngine WebSocket
- * signaling, the web pages, with CORS for browser clients on other origins.
+ * signaling, the web pages and the web console, with CORS for browser clients on other origins.
  */
 import type { FastifyInstance } from 'fastify';
 import { boundPort, createListener } from '../http/listener.ts';
@@ -17,6 +17,7 @@ import { handleOmeSignaling } from './ome-signaling.ts';
 import { handleRoomSignaling } from './openvidu-rpc/room-signaling.ts';
 import type { Rooms } from '../rooms/rooms.ts';
 import { registerRecordingFiles, type RecordingFileRouteOptions } from '../recording/file-route.ts';
+import { registerConsole, type ConsoleRouteOptions } from '../http/console-route.ts';
 
 export interface SignalingServerOptions {
   host: string;
@@ -35,6 +36,8 @@ export interface SignalingServerOptions {
   roomPingTimeoutMs: number;
   /** Recording files, served at `/recordings/<id>.mp4` (the public URL's listener). */
   recordingFiles?: RecordingFileRouteOptions;
+  /** The web console at `/console/` (its build directory, and where it finds the API); none when undefined. */
+  console?: ConsoleRouteOptions;
   logger: Logger;
 }
 
@@ -98,6 +101,7 @@ export class SignalingServer {
       app.get(route, async (_req, reply) => reply.type('text/html; charset=utf-8').send(html));
     }
     app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
+    if (this.#options.console) registerConsole(app, this.#options.console);
 
     if (this.#options.recordingFiles) registerRecordingFiles(app, this.#options.recordingFiles);
     registerWhipWhep(app, { engine: this.#options.engine, credentials: this.#options.credentials });

@@ -415,6 +415,15 @@ export class Rooms {
     return this.#store.deleteRoom(id);
   }
 
+  /**
+   * Ends an open room session now (OpenVidu 2.x `DELETE /api/sessions/{id}`): its members leave
+   * with `session-ended`, as when its room is deleted; resolves once the history has it.
+   */
+  async endSession(roomSession: RoomSession): Promise<void> {
+    roomSession.end('session-ended');
+    await this.#writes;
+  }
+
   /** A SignalWire room token for `room`, recorded for its single use. */
   async grant(room: RoomRecord, claims: Omit<GrantClaims, 'jti' | 'iat' | 'r'>, role: ParticipantRole): Promise<string> {
     this.#checkOpen();

@@ -55,6 +55,20 @@ export function openViduOpenApi(): { paths: Record<string, object>; schemas: Rec
           },
         },
       },
+      '/api/sessions/{id}': {
+        delete: {
+          summary: 'OpenVidu 2.x: close a session: every participant leaves and the room session is completed',
+          parameters: [{
+            name: 'id', in: 'path', required: true, schema: { type: 'string' },
+            description: 'The session id as POST /api/sessions gave it (URL-encoded), or its last segment',
+          }],
+          responses: {
+            204: { description: 'The session was open and is now closed' },
+            401: unauthorized,
+            404: { description: 'No such session open', ...json(error) },
+          },
+        },
+      },
       '/api/recordings/start': {
         post: {
           summary: 'OpenVidu: start recording a session; answers once the file holds media',

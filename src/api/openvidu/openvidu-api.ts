@@ -1,6 +1,7 @@
 /**
  * The OpenVidu 1.x REST dialect (seed 004): `POST /api/sessions` and `POST /api/tokens` (and
- * OpenVidu 1.8's `GET /api/sessions`, the ids of the open sessions). Errors
+ * OpenVidu 1.8's `GET /api/sessions`, the ids of the open sessions, and 2.x's `DELETE
+ * /api/sessions/{id}`, which closes one). Errors
  * have the shape OpenVidu Server 1.8 (Spring Boot) gives them: `{timestamp, status, error,
  * message, path}`. Authentication is HTTP Basic `OPENVIDUAPP:<secret>`, the secret being the
  * password of any configured credential (or a configured `user:password` pair as it is).
@@ -130,6 +131,18 @@ export async function registerOpenViduApi(scope: FastifyInstance, options: OpenV
     };
     const rs = await rooms.createOpenViduSession(properties);
     return { id: rooms.sessionIdOf(rs) };
+  });
+
+  // OpenVidu 2.x's "close session", which Kiln's 1.x dialect adds: every participant leaves and the
+  // room session is completed. The id is the OpenVidu session id (URL-encoded) or its bare name.
+  scope.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
+    const id = request.params.id;
+    const holder = await sessionHolder(request, id);
+    if (holder) return forwardCall(cluster!, holder, request, reply);
+    const roomSession = rooms.find(id);
+    if (!roomSession || roomSession.ended) throw new KilnError('NOT_FOUND', `Session ${id} does not exist`);
+    await rooms.endSession(roomSession);
+    return reply.code(204).send();
   });
 
   scope.post('/tokens', async (request, reply) => {
