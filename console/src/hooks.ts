@@ -1,0 +1,100 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+
+/** How often the live views ask again: well within the 2 s a change must take to show. */
+export const POLL_MS = 1000;
+
+export interface Polled<T> {
+  data: T | undefined;
+  error: string | undefined;
+  /** When the data last came (ms), for "updated" hints. */
+  at: number | undefined;
+  /** Asks again now (after an action), without waiting for the next tick. */
+  refresh: () => void;
+}
+
+/**
+ * Loads `load()` now and every POLL_MS while the page is visible; one call at a time (a slow
+ * answer delays the next tick instead of piling calls up). `key` restarts it (another page, filter).
+ */
+export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, key: string, intervalMs = POLL_MS): Polled<T> {
+  const [state, setState] = useState<{ data?: T; error?: string; at?: number; key: string }>({ key });
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  const kick = useRef<() => void>(() => {});
+
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let running: AbortController | undefined;
+    setState((s) => (s.key === key ? s : { key }));
+    const tick = async () => {
+      clearTimeout(timer);
+      if (stopped) return;
+      if (running) return;
+      if (document.visibilityState === 'hidden') {
+        timer = setTimeout(tick, intervalMs);
+        return;
+      }
+      running = new AbortController();
+      try {
+        const data = await loadRef.current(running.signal);
+        if (!stopped) setState({ data, error: undefined, at: Date.now(), key });
+      } catch (err) {
+        if (!stopped && (err as Error).name !== 'AbortError') setState((s) => ({ ...s, error: (err as Error).message, key }));
+      } finally {
+        running = undefined;
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      }
+    };
+    kick.current = () => void tick();
+    const onVisible = () => document.visibilityState === 'visible' && void tick();
+    document.addEventListener('visibilitychange', onVisible);
+    void tick();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      running?.abort();
+      document.removeEventListener('visibilitychange', onVisible);
+    };
+  }, [key, intervalMs]);
+
+  const refresh = useCallback(() => kick.current(), []);
+  const current = state.key === key ? state : { key };
+  return { data: current.data, error: current.error, at: current.at, refresh };
+}
+
+/** The hash route: `#/rooms/abc?x=1` → `['rooms', 'abc']` and its query. */
+export function useRoute(): { parts: string[]; query: URLSearchParams } {
+  const read = () => {
+    const hash = location.hash.replace(/^#\/?/, '');
+    const [path, search = ''] = hash.split('?');
+    return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(search) };
+  };
+  const [route, setRoute] = useState(read);
+  useEffect(() => {
+    const on = () => setRoute(read());
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+/** Runs an action (kick, end, delete…), keeping its error to show next to the control. */
+export function useAction(): { busy: boolean; error: string | undefined; run: (action: () => Promise<unknown>) => Promise<boolean>; clear: () => void } {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+  const run = useCallback(async (action: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await action();
+      return true;
+    } catch (err) {
+      setError((err as Error).message);
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { busy, error, run, clear: () => setError(undefined) };
+}
