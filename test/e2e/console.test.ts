@@ -10,11 +10,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
 import { launchChromium, playPage, publishPage, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { startRtspServer, type RtspServer } from '../helpers/rtsp-server.ts';
 import { RoomRpc } from '../helpers/room-rpc.ts';
+
+const AXE = fileURLToPath(new URL('axe.min.js', import.meta.resolve('axe-core/package.json')));
 
 const OUTPUT = join(process.env.KILN_TEST_OUTPUT ?? join(import.meta.dirname, '..', '..', 'test-output'), 'console');
 
@@ -234,6 +237,12 @@ describe('the web console', () => {
     assert.ok(played.duration > 2 && played.width > 0, `duration ${played.duration} s, width ${played.width}`);
     assert.equal(await row.getByRole('link', { name: 'Download' }).getAttribute('download') !== null, true);
     await second.screenshot({ path: join(OUTPUT, 'recordings.png'), fullPage: true });
+    // Deleted from the table: gone from the list and from the APIs.
+    const id = await row.getAttribute('data-recording');
+    await row.getByRole('button', { name: /^Delete recording/ }).click();
+    await row.getByRole('button', { name: 'Delete recording' }).click();
+    await second.locator(`#recordings-table tr[data-recording="${id}"]`).waitFor({ state: 'detached', timeout: 3000 });
+    assert.equal((await api(`/api/video/room_recordings/${id}`)).status, 404);
     await second.close();
 
     // Leaving the room from the join page ends the participant.
@@ -294,9 +303,11 @@ describe('the web console', () => {
     assert.equal(await rows.count(), 1);
     await rows.first().getByRole('link').click();
     await page.getByRole('heading', { name: /Room session/ }).waitFor();
-    const member = page.locator('#members-table tbody tr');
-    await waitFor(() => member.count(), (n) => n === 1 && !/Nobody/.test(''), 5000);
+    const member = page.locator('#members-table tbody tr[data-member]');
+    await waitFor(() => member.count(), (n) => n === 1, 5000);
+    assert.equal(await member.count(), 1);
     assert.match(await member.first().textContent() ?? '', /PUBLISHER/);
+    assert.match(await member.first().textContent() ?? '', /disconnect/);
     await screenshot('room-session');
   });
 
@@ -335,6 +346,19 @@ describe('the web console', () => {
     // The publish and play pages are linked from the console.
     assert.equal(await page.getByRole('link', { name: 'Publish', exact: true }).getAttribute('href'), '/publish.html');
     assert.equal(await page.getByRole('link', { name: 'Play', exact: true }).getAttribute('href'), '/play.html');
+
+    // axe-core's checks (WCAG 2.1 A and AA) on every view: no serious or critical violation.
+    await page.addScriptTag({ path: AXE });
+    for (const view of ['overview', 'streams', 'sessions', 'rooms', 'recordings', 'nodes', 'join']) {
+      await open(view);
+      await new Promise((r) => setTimeout(r, 1200));
+      const violations = await page.evaluate(async () => {
+        const axe = (window as unknown as { axe: { run: (ctx: unknown, o: unknown) => Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
+        const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+        return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+      });
+      assert.deepEqual(violations, [], `${view}: accessibility violations`);
+    }
 
     await page.setViewportSize({ width: 390, height: 844 });
     for (const view of ['overview', 'streams', 'sessions', 'rooms', 'recordings', 'nodes', 'join']) {

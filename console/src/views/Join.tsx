@@ -108,8 +108,8 @@ export function JoinView({ api, query }: { api: Api; query: URLSearchParams }) {
       )}
       {note ? <p role="alert">{note}</p> : null}
       <div class="room-videos">
-        <div ref={local} id="local-video" aria-label="Your camera" />
-        <div ref={remoteBox} id="remote-videos" aria-label="Other participants" />
+        <div ref={local} id="local-video" role="region" aria-label="Your camera" />
+        <div ref={remoteBox} id="remote-videos" role="region" aria-label="Other participants" />
       </div>
     </section>
   );

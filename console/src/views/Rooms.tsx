@@ -200,7 +200,7 @@ export function RoomSessionView({ api, id }: { api: Api; id: string }) {
       <h3>Participants</h3>
       <DataTable caption="Participants" id="members-table" head={['Name', 'Role', 'Joined', 'Left', 'Duration', 'Why it left']} rows={rows.length} empty={members.polled.data ? 'Nobody joined.' : 'Loading…'}>
         {rows.map((m) => (
-          <tr key={m.id}>
+          <tr key={m.id} data-member={m.id}>
             <td>{m.name}</td>
             <td>{m.role ?? '–'}</td>
             <td>{fmt.time(m.join_time)}</td>
