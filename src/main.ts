@@ -33,6 +33,7 @@ async function main(): Promise<number> {
   const api = `${scheme}://${host(config.api.host)}:${kiln.api!.port}`;
   const lines = [
     `Kiln is running (node ${config.nodeId}, data in ${config.dataDir})`,
+    `  web console       ${sig}/console/  (sign in with the API credential below)`,
     `  web pages         ${sig}/`,
     `  WHIP publish      ${sig}/{app}/{stream}?direction=whip`,
     `  WHEP play         ${sig}/{app}/{stream}?direction=whep`,

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, apiBaseUrl, basicAuth, createApi, errorMessage } from './api.ts';
+import { ApiError, apiBaseUrl, basicAuth, createApi, errorMessage, rebase } from './api.ts';
 
 describe('errorMessage', () => {
   it('reads each dialect’s error shape', () => {
@@ -21,6 +21,13 @@ describe('apiBaseUrl', () => {
     expect(apiBaseUrl({ apiPort: 8443, apiTls: true, apiUrl: null }, { protocol: 'http:', hostname: '10.0.0.2' })).toBe('https://10.0.0.2:8443');
     expect(apiBaseUrl({ apiPort: 8081, apiTls: false, apiUrl: null }, { protocol: 'http:', hostname: '::1' })).toBe('http://[::1]:8081');
     expect(apiBaseUrl({ apiPort: 8081, apiTls: false, apiUrl: 'https://kiln.example/api/' }, { protocol: 'http:', hostname: 'x' })).toBe('https://kiln.example/api');
+  });
+});
+
+describe('rebase', () => {
+  it('keeps a link’s path and query on the base the console reaches the API at', () => {
+    expect(rebase('https://kiln.example/api', 'http://10.0.0.5:8081/api/video/room_sessions?page_size=20&page_token=abc')).toBe('https://kiln.example/api/api/video/room_sessions?page_size=20&page_token=abc');
+    expect(rebase('http://h:8081', '/v1/sessions')).toBe('/v1/sessions');
   });
 });
 
@@ -75,8 +82,15 @@ describe('createApi against a real HTTP server', () => {
     await expect(api.get('/v1/vhosts')).rejects.toMatchObject({ status: 0, message: "Kiln's API at http://127.0.0.1:1 cannot be reached" });
   });
 
-  it('follows absolute links (SignalWire paging) as they are', async () => {
-    const api = createApi('http://127.0.0.1:1', basicAuth('kiln', 'pässword'));
-    expect(await api.get(`${base}/v1/vhosts`)).toMatchObject({ response: ['default'] });
+  it('follows absolute links (SignalWire paging) on its own base, whatever host they name', async () => {
+    const api = createApi(base, basicAuth('kiln', 'pässword'));
+    expect(await api.get('http://kiln.internal:8081/v1/vhosts')).toMatchObject({ response: ['default'] });
+  });
+
+  it('tells when a credential is refused (the console signs out)', async () => {
+    let told = 0;
+    const api = createApi(base, basicAuth('kiln', 'wrong'), { onUnauthorized: () => told++ });
+    await expect(api.get('/v1/vhosts')).rejects.toMatchObject({ status: 401 });
+    expect(told).toBe(1);
   });
 });

@@ -64,13 +64,25 @@ export interface Api {
   send<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
 }
 
-export function createApi(base: string, authorization: string, fetchImpl: typeof fetch = fetch): Api {
+/**
+ * A link the API gave (SignalWire's paging `links`) as a URL under `base`: the API builds links
+ * from the Host it was reached at, which behind a reverse proxy (`consoleApiUrl`) is not where the
+ * browser reaches it. Only the link's path and query are kept. Relative paths stay as they are.
+ */
+export function rebase(base: string, link: string): string {
+  if (!/^https?:\/\//i.test(link)) return link;
+  const url = new URL(link);
+  return `${base}${url.pathname}${url.search}`;
+}
+
+export function createApi(base: string, authorization: string, options: { fetch?: typeof fetch; onUnauthorized?: () => void } = {}): Api {
+  const fetchImpl = options.fetch ?? fetch;
   async function call<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { Authorization: authorization, Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response: Response;
     try {
-      response = await fetchImpl(/^https?:\/\//.test(path) ? path : base + path, {
+      response = await fetchImpl(/^https?:\/\//i.test(path) ? rebase(base, path) : base + path, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -92,6 +104,7 @@ export function createApi(base: string, authorization: string, fetchImpl: typeof
         // a body that is not JSON (an HTML error page of a proxy): kept as text
       }
     }
+    if (response.status === 401) options.onUnauthorized?.();
     if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, parsed));
     return (text === '' ? undefined : parsed) as T;
   }
@@ -104,8 +117,8 @@ export function createApi(base: string, authorization: string, fetchImpl: typeof
 }
 
 /** The OvenMediaEngine envelope `{statusCode, message, response}`: its response. */
-export async function ome<T>(api: Api, path: string): Promise<T> {
-  const envelope = await api.get<{ response: T }>(`/v1${path}`);
+export async function ome<T>(api: Api, path: string, signal?: AbortSignal): Promise<T> {
+  const envelope = await api.get<{ response: T }>(`/v1${path}`, signal);
   return envelope.response;
 }
 

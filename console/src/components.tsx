@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
@@ -16,23 +16,34 @@ export function ErrorNote({ error, label }: { error: string | undefined; label?:
 
 /**
  * A button that asks once more before it acts (kick, end, delete): the first press shows
- * "Confirm" and "Cancel" in its place, both reachable by keyboard.
+ * "Confirm" and "Cancel" in its place, both reachable by keyboard; Escape cancels, and focus
+ * goes back to the button when the question is withdrawn or the action failed.
  */
-export function ConfirmButton(props: { label: string; confirm: string; onConfirm: () => void | Promise<void>; busy?: boolean; describedBy?: string; name?: string }) {
+export function ConfirmButton(props: { label: string; confirm: string; onConfirm: () => void | Promise<void>; busy?: boolean; name?: string }) {
   const [asking, setAsking] = useState(false);
   const confirmRef = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
+  const buttonRef = useRef<HTMLButtonElement>(null);
+  const returnFocus = useRef(false);
+  useLayoutEffect(() => {
     if (asking) confirmRef.current?.focus();
+    else if (returnFocus.current) {
+      returnFocus.current = false;
+      buttonRef.current?.focus();
+    }
   }, [asking]);
+  const withdraw = () => {
+    returnFocus.current = true;
+    setAsking(false);
+  };
   if (!asking) {
     return (
-      <button type="button" class="secondary outline small" aria-label={props.name ? `${props.label} ${props.name}` : undefined} disabled={props.busy} onClick={() => setAsking(true)}>
+      <button type="button" ref={buttonRef} class="secondary outline small" aria-label={props.name ? `${props.label} ${props.name}` : undefined} disabled={props.busy} onClick={() => setAsking(true)}>
         {props.label}
       </button>
     );
   }
   return (
-    <span class="confirm" role="group" aria-label={props.name ? `${props.label} ${props.name}?` : `${props.label}?`}>
+    <span class="confirm" role="group" aria-label={props.name ? `${props.label} ${props.name}?` : `${props.label}?`} onKeyDown={(e) => e.key === 'Escape' && withdraw()}>
       <button
         type="button"
         class="danger small"
@@ -40,12 +51,13 @@ export function ConfirmButton(props: { label: string; confirm: string; onConfirm
         disabled={props.busy}
         onClick={async () => {
           await props.onConfirm();
-          setAsking(false);
+          // Still here (the row stays): the action failed, and its error shows beside the button.
+          withdraw();
         }}
       >
         {props.confirm}
       </button>
-      <button type="button" class="secondary outline small" onClick={() => setAsking(false)} onKeyDown={(e) => e.key === 'Escape' && setAsking(false)}>
+      <button type="button" class="secondary outline small" onClick={withdraw}>
         Cancel
       </button>
     </span>
@@ -60,7 +72,7 @@ export function StatusBadge({ status }: { status: string | null | undefined }) {
 /** A table that scrolls sideways on a narrow screen instead of squeezing its columns. */
 export function DataTable(props: { caption: string; head: string[]; children: ComponentChildren; empty?: string; rows: number; id?: string }) {
   return (
-    <div class="table-wrap" role="region" aria-label={props.caption} tabIndex={0}>
+    <div class="table-wrap" role="region" aria-label={`${props.caption} table`} tabIndex={0}>
       <table class="striped" id={props.id}>
         <caption class="visually-hidden">{props.caption}</caption>
         <thead>
@@ -89,8 +101,10 @@ export function DataTable(props: { caption: string; head: string[]; children: Co
 /** "Updated 12:03:04" with the poll's error, if the last call failed. */
 export function Freshness({ at, error }: { at: number | undefined; error: string | undefined }) {
   return (
-    <p class="freshness" aria-live="polite">
-      {error ? <span class="error">Not updated: {error}</span> : at ? <small>Updated {new Date(at).toLocaleTimeString()}</small> : <small aria-busy="true">Loading…</small>}
+    <p class="freshness">
+      {/* Only a failure is announced: the time changes every second. */}
+      <span role="status">{error ? <span class="error">Not updated: {error}</span> : null}</span>
+      {error ? null : at ? <small>Updated {new Date(at).toLocaleTimeString()}</small> : <small aria-busy="true">Loading…</small>}
     </p>
   );
 }

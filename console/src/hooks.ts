@@ -26,6 +26,9 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, key: strin
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let running: AbortController | undefined;
+    // After failures the next try waits longer (1, 2, 4 … 30 s): an API that is down or refuses
+    // is not asked every second; coming back to the tab or online asks at once.
+    let failures = 0;
     setState((s) => (s.key === key ? s : { key }));
     const tick = async () => {
       clearTimeout(timer);
@@ -38,23 +41,29 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, key: strin
       running = new AbortController();
       try {
         const data = await loadRef.current(running.signal);
+        failures = 0;
         if (!stopped) setState({ data, error: undefined, at: Date.now(), key });
       } catch (err) {
-        if (!stopped && (err as Error).name !== 'AbortError') setState((s) => ({ ...s, error: (err as Error).message, key }));
+        if ((err as Error).name !== 'AbortError') {
+          failures++;
+          if (!stopped) setState((s) => ({ ...s, error: (err as Error).message, key }));
+        }
       } finally {
         running = undefined;
-        if (!stopped) timer = setTimeout(tick, intervalMs);
+        if (!stopped) timer = setTimeout(tick, failures === 0 ? intervalMs : Math.min(30_000, intervalMs * 2 ** Math.min(failures, 5)));
       }
     };
     kick.current = () => void tick();
     const onVisible = () => document.visibilityState === 'visible' && void tick();
     document.addEventListener('visibilitychange', onVisible);
+    window.addEventListener('online', onVisible);
     void tick();
     return () => {
       stopped = true;
       clearTimeout(timer);
       running?.abort();
       document.removeEventListener('visibilitychange', onVisible);
+      window.removeEventListener('online', onVisible);
     };
   }, [key, intervalMs]);
 
@@ -68,7 +77,14 @@ export function useRoute(): { parts: string[]; query: URLSearchParams } {
   const read = () => {
     const hash = location.hash.replace(/^#\/?/, '');
     const [path, search = ''] = hash.split('?');
-    return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(search) };
+    const decode = (part: string) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part; // a malformed escape: the view says it found nothing
+      }
+    };
+    return { parts: path.split('/').filter(Boolean).map(decode), query: new URLSearchParams(search) };
   };
   const [route, setRoute] = useState(read);
   useEffect(() => {

@@ -1,4 +1,4 @@
-import { render } from 'preact';
+import { Component, render, type ComponentChildren } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import '@picocss/pico/css/pico.min.css';
 import './style.css';
@@ -37,11 +37,11 @@ async function loadConfig(): Promise<ConsoleConfig> {
   return (await response.json()) as ConsoleConfig;
 }
 
-function SignIn({ onSignedIn }: { onSignedIn: (c: Credential) => void }) {
+function SignIn({ onSignedIn, reason }: { onSignedIn: (c: Credential) => void; reason?: string }) {
   const [base, setBase] = useState('');
   const [user, setUser] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<string | undefined>();
+  const [error, setError] = useState<string | undefined>(reason);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     loadConfig().then(
@@ -109,6 +109,20 @@ const VIEWS = [
   { path: 'join', label: 'Join a room' },
 ] as const;
 
+/** A view that throws shows what went wrong instead of a blank page; the others go on. */
+class ViewBoundary extends Component<{ children: ComponentChildren; view: string }, { error?: string }> {
+  override state: { error?: string } = {};
+  override componentDidCatch(error: Error) {
+    this.setState({ error: error.message });
+  }
+  override componentDidUpdate(previous: { view: string }) {
+    if (previous.view !== this.props.view && this.state.error) this.setState({ error: undefined });
+  }
+  override render() {
+    return this.state.error ? <ErrorNote error={this.state.error} label="This view failed" /> : this.props.children;
+  }
+}
+
 /** Scrapes this node's /metrics every second for the charts, whatever view is open. */
 function useMetricsHistory(api: Api): { points: Point[]; error: string | undefined } {
   const history = useRef(new History(600));
@@ -121,11 +135,16 @@ function useMetricsHistory(api: Api): { points: Point[]; error: string | undefin
   return { points, error: polled.error };
 }
 
-function Console({ credential, onSignOut }: { credential: Credential; onSignOut: () => void }) {
-  const api = useMemo(() => createApi(credential.base, basicAuth(credential.user, credential.password)), [credential]);
+function Console({ credential, onSignOut }: { credential: Credential; onSignOut: (reason?: string) => void }) {
+  // A credential refused now (removed, or Kiln restarted with others) ends the console's session.
+  const api = useMemo(
+    () => createApi(credential.base, basicAuth(credential.user, credential.password), { onUnauthorized: () => onSignOut('Kiln refused the credential (401): sign in again.') }),
+    [credential],
+  );
+  const [joinOpened, setJoinOpened] = useState(false);
   const route = useRoute();
   const metrics = useMetricsHistory(api);
-  const node = usePoll(async (signal) => (await api.get<{ data: { id: string }[] }>('/v1/servers', signal)).data.length, 'node-count', 10_000);
+  const node = usePoll(async (signal) => (await api.get<{ data: { attributes: { node_state: string } }[] }>('/v1/servers', signal)).data.filter((n) => n.attributes.node_state === 'alive').length, 'node-count', 10_000);
   const view = route.parts[0] ?? 'overview';
   const title = VIEWS.find((v) => v.path === view)?.label ?? 'Not found';
   useEffect(() => {
@@ -154,7 +173,9 @@ function Console({ credential, onSignOut }: { credential: Credential; onSignOut:
       content = <NodesView api={api} />;
       break;
     case 'join':
-      content = <JoinView api={api} query={route.query} />;
+      // Rendered below and kept: leaving the view does not leave the room.
+      content = null;
+      if (!joinOpened) setJoinOpened(true);
       break;
     default:
       content = (
@@ -172,7 +193,9 @@ function Console({ credential, onSignOut }: { credential: Credential; onSignOut:
         <nav aria-label="Console">
           <ul>
             <li>
-              <strong class="brand">Kiln</strong>
+              <h1 class="brand">
+                Kiln<span class="visually-hidden"> console</span>
+              </h1>
             </li>
           </ul>
           <ul class="views">
@@ -198,11 +221,11 @@ function Console({ credential, onSignOut }: { credential: Credential; onSignOut:
             <li>
               <small title={credential.base}>
                 {credential.user}
-                {node.data && node.data > 1 ? ` · ${node.data} nodes` : ''}
+                {node.data && node.data > 1 ? ` · ${node.data} nodes alive` : ''}
               </small>
             </li>
             <li>
-              <button type="button" class="secondary outline small" onClick={onSignOut}>
+              <button type="button" class="secondary outline small" onClick={() => onSignOut()}>
                 Sign out
               </button>
             </li>
@@ -210,7 +233,14 @@ function Console({ credential, onSignOut }: { credential: Credential; onSignOut:
         </nav>
       </header>
       <main id="main" class="container-fluid" tabIndex={-1}>
-        {content}
+        <ViewBoundary view={view}>{content}</ViewBoundary>
+        {joinOpened ? (
+          <div hidden={view !== 'join'}>
+            <ViewBoundary view="join">
+              <JoinView api={api} query={route.query} />
+            </ViewBoundary>
+          </div>
+        ) : null}
       </main>
     </>
   );
@@ -218,10 +248,13 @@ function Console({ credential, onSignOut }: { credential: Credential; onSignOut:
 
 function App() {
   const [credential, setCredential] = useState<Credential | undefined>(readCredential);
+  const [reason, setReason] = useState<string | undefined>();
   if (!credential) {
     return (
       <SignIn
+        reason={reason}
         onSignedIn={(c) => {
+          setReason(undefined);
           sessionStorage.setItem(STORAGE_KEY, JSON.stringify(c));
           setCredential(c);
         }}
@@ -231,8 +264,9 @@ function App() {
   return (
     <Console
       credential={credential}
-      onSignOut={() => {
+      onSignOut={(why) => {
         sessionStorage.removeItem(STORAGE_KEY);
+        setReason(why);
         setCredential(undefined);
       }}
     />

@@ -58,20 +58,24 @@ export interface MaxScaleServer {
   };
 }
 
+/** Names the console gives its own preview players (so the sessions table can tell them apart). */
+export const PREVIEW_PREFIX = 'console-preview-';
+
 /** Every stream of every vhost and app (OME API), with its detail. */
-export async function loadStreams(api: Api): Promise<StreamRow[]> {
-  const vhosts = await ome<string[]>(api, '/vhosts');
-  const apps = await Promise.all(vhosts.map(async (vhost) => ({ vhost, apps: await ome<string[]>(api, `/vhosts/${seg(vhost)}/apps`) })));
+export async function loadStreams(api: Api, signal?: AbortSignal): Promise<StreamRow[]> {
+  const vhosts = await ome<string[]>(api, '/vhosts', signal);
+  const apps = await Promise.all(vhosts.map(async (vhost) => ({ vhost, apps: await ome<string[]>(api, `/vhosts/${seg(vhost)}/apps`, signal) })));
   const rows: StreamRow[] = [];
   await Promise.all(
     apps.flatMap(({ vhost, apps }) =>
       apps.map(async (app) => {
-        const names = await ome<string[]>(api, `/vhosts/${seg(vhost)}/apps/${seg(app)}/streams`);
+        const names = await ome<string[]>(api, `/vhosts/${seg(vhost)}/apps/${seg(app)}/streams`, signal);
         const details = await Promise.all(
           names.map(async (name): Promise<StreamRow> => {
             try {
-              return { vhost, app, name, info: await ome<OmeStream>(api, `/vhosts/${seg(vhost)}/apps/${seg(app)}/streams/${seg(name)}`) };
+              return { vhost, app, name, info: await ome<OmeStream>(api, `/vhosts/${seg(vhost)}/apps/${seg(app)}/streams/${seg(name)}`, signal) };
             } catch (err) {
+              if ((err as Error).name === 'AbortError') throw err;
               return { vhost, app, name, info: undefined, error: (err as Error).message };
             }
           }),
@@ -85,9 +89,9 @@ export async function loadStreams(api: Api): Promise<StreamRow[]> {
 }
 
 /** Every application, by vhost: where a pull can go. */
-export async function loadApps(api: Api): Promise<{ vhost: string; app: string }[]> {
-  const vhosts = await ome<string[]>(api, '/vhosts');
-  const lists = await Promise.all(vhosts.map(async (vhost) => (await ome<string[]>(api, `/vhosts/${seg(vhost)}/apps`)).map((app) => ({ vhost, app }))));
+export async function loadApps(api: Api, signal?: AbortSignal): Promise<{ vhost: string; app: string }[]> {
+  const vhosts = await ome<string[]>(api, '/vhosts', signal);
+  const lists = await Promise.all(vhosts.map(async (vhost) => (await ome<string[]>(api, `/vhosts/${seg(vhost)}/apps`, signal)).map((app) => ({ vhost, app }))));
   return lists.flat();
 }
 
@@ -101,6 +105,40 @@ export async function loadServers(api: Api, signal?: AbortSignal): Promise<MaxSc
 
 export const streamKey = (vhost: string | null, app: string | null, name: string | null) => `${vhost ?? ''}/${app ?? ''}/${name ?? ''}`;
 
+/**
+ * The node each stream comes in on: its publisher's (or room participant's), else its pull's.
+ * In a cluster a stream played on another node is relayed there by an OVT pull, which is a pull
+ * too: a publisher wins over it, and a pull that is not OVT over an OVT one.
+ */
+export function streamOrigins(sessions: MaxScaleSession[]): Map<string, string> {
+  const rank = (s: MaxScaleSession) => (s.attributes.kind === 'publisher' || s.attributes.kind === 'participant' ? 3 : s.attributes.kind === 'pull' ? (s.attributes.protocol === 'ovt' ? 1 : 2) : 0);
+  const best = new Map<string, { node: string; rank: number }>();
+  for (const s of sessions) {
+    const r = rank(s);
+    if (r === 0 || !s.attributes.stream) continue;
+    const key = streamKey(s.attributes.vhost, s.attributes.app, s.attributes.stream);
+    const seen = best.get(key);
+    if (!seen || r > seen.rank) best.set(key, { node: s.attributes.node, rank: r });
+  }
+  return new Map([...best].map(([k, v]) => [k, v.node]));
+}
+
+/**
+ * Whether a session is a leg of a node-to-node relay: the OVT player on the origin that feeds
+ * another node, or that node's OVT pull of a stream that comes in elsewhere.
+ */
+export function isRelayLeg(s: MaxScaleSession, origins: Map<string, string>): boolean {
+  const a = s.attributes;
+  if (a.protocol !== 'ovt') return false;
+  if (a.kind === 'player') return true;
+  return a.kind === 'pull' && origins.get(streamKey(a.vhost, a.app, a.stream)) !== a.node;
+}
+
+/** A stream's viewers: its players, not relay legs to other nodes nor the console's previews. */
+export function isViewer(s: MaxScaleSession): boolean {
+  return s.attributes.kind === 'player' && s.attributes.protocol !== 'ovt' && !s.id.startsWith(PREVIEW_PREFIX);
+}
+
 /** Total of the tracks' bit rates (bit/s). */
 export function streamBitrate(info: OmeStream | undefined): number | undefined {
   if (!info) return undefined;
@@ -109,5 +147,8 @@ export function streamBitrate(info: OmeStream | undefined): number | undefined {
   return total;
 }
 
-/** Names the console gives its own preview players (so the sessions table can tell them apart). */
-export const PREVIEW_PREFIX = 'console-preview-';
+
+/** A source URL as shown: without the camera's user name and password. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1');
+}

@@ -6,7 +6,8 @@
 export interface WhepPreview {
   stream: MediaStream;
   pc: RTCPeerConnection;
-  close: () => void;
+  /** Ends the preview: its resource DELETEd first (unless the server already ended it), then the connection closed. */
+  close: (deleteResource?: boolean) => void;
 }
 
 /** Waits for ICE gathering to finish, at most `ms` (candidates found by then are in the offer). */
@@ -33,10 +34,10 @@ export async function startWhepPreview(app: string, stream: string, bearer: stri
   let resource: string | null = null;
   // The resource is deleted before the connection closes: closed first, the server may end the
   // session on its own and answer the DELETE with 404.
-  const close = () => {
+  const close = (deleteResource = true) => {
     const url = resource;
     resource = null;
-    if (!url) return pc.close();
+    if (!url || !deleteResource) return pc.close();
     void fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${bearer}` }, keepalive: true })
       .catch(() => undefined)
       .finally(() => pc.close());
@@ -68,7 +69,7 @@ export async function startWhepPreview(app: string, stream: string, bearer: stri
     if (signal.aborted) throw new DOMException('aborted', 'AbortError');
     return { stream: media, pc, close };
   } catch (err) {
-    close();
+    close(true);
     throw err;
   }
 }

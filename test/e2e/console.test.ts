@@ -294,7 +294,7 @@ describe('the web console', () => {
     assert.equal(seen.size, 121);
     assert.equal(pages, 7);
     assert.match(await page.getByRole('navigation', { name: 'Room session pages' }).textContent() ?? '', /Page 7/);
-    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.getByRole('navigation', { name: 'Room session pages' }).getByRole('button', { name: 'Previous' }).click();
     await waitFor(() => page.getByRole('navigation', { name: 'Room session pages' }).textContent(), (t) => /Page 6/.test(t ?? ''), 3000);
 
     // Filtered by name: one of those made.
@@ -322,8 +322,15 @@ describe('the web console', () => {
     await page.getByLabel('Status').selectOption('in-progress');
     const row = page.locator(`#room-sessions-table tbody tr`).filter({ hasText: name });
     await row.waitFor({ timeout: 3000 });
-    await row.getByRole('button', { name: `End ${name}` }).click();
-    await row.getByRole('button', { name: 'End session' }).click();
+    // By keyboard: Enter asks, the question takes focus, Escape withdraws it and focus comes back.
+    await row.getByRole('button', { name: `End ${name}` }).focus();
+    await page.keyboard.press('Enter');
+    const focused = (what: 'text' | 'label') => page.evaluate((w) => (w === 'text' ? document.activeElement?.textContent : document.activeElement?.getAttribute('aria-label')) ?? null, what);
+    assert.equal(await waitFor(() => focused('text'), (t) => t === 'End session', 2000), 'End session');
+    await page.keyboard.press('Escape');
+    assert.equal(await waitFor(() => focused('label'), (t) => t === `End ${name}`, 2000), `End ${name}`);
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
     await row.waitFor({ state: 'detached', timeout: 3000 });
     await rpc.closed();
     const list = (await api(`/api/video/room_sessions?room_name=${name}`)).json.data;

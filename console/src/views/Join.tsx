@@ -5,6 +5,20 @@ import { useAction, usePoll } from '../hooks.ts';
 import { loadOpenVidu, recordingListeners, type OvSession } from '../openvidu.ts';
 
 const ROLES = ['PUBLISHER', 'SUBSCRIBER', 'MODERATOR'] as const;
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** `ws://localhost:3333/<name>` as `ws://<this page's host>/<name>` when the page is not on loopback. */
+export function reachable(sessionId: string): string {
+  let url: URL;
+  try {
+    url = new URL(sessionId);
+  } catch {
+    return sessionId;
+  }
+  if (!LOOPBACK.test(url.hostname) || LOOPBACK.test(location.hostname)) return sessionId;
+  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${url.pathname}`;
+}
 const NEW = '';
 
 /**
@@ -34,6 +48,8 @@ export function JoinView({ api, query }: { api: Api; query: URLSearchParams }) {
   const target = chosen ?? fromQuery ?? NEW;
 
   useEffect(() => () => joined?.session.disconnect(), [joined]);
+  // Browsers give the camera only to secure pages (https, or localhost): elsewhere, join to watch.
+  const canPublish = window.isSecureContext && Boolean(navigator.mediaDevices?.getUserMedia);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -43,7 +59,9 @@ export function JoinView({ api, query }: { api: Api; query: URLSearchParams }) {
       const sessionId = target !== NEW ? target : (await api.send<{ id: string }>('POST', '/api/sessions', {})).id;
       const { token } = await api.send<{ token: string }>('POST', '/api/tokens', { session: sessionId, role, data: name });
       const ov = new OpenVidu();
-      const session = ov.initSession(sessionId);
+      // openvidu-browser opens the room WebSocket at the session id's host. An id naming a loopback
+      // host (KILN_PUBLIC_URL left at its default) is reached here instead, where this page came from.
+      const session = ov.initSession(reachable(sessionId));
       session.on('streamCreated', (ev) => {
         session.subscribe(ev.stream, remoteBox.current!);
         setRemote((r) => [...r, ev.stream.streamId]);
@@ -52,7 +70,10 @@ export function JoinView({ api, query }: { api: Api; query: URLSearchParams }) {
       session.on('participant-evicted', () => setNote('You were removed from the room session.'));
       session.on('sessionDisconnected', () => setJoined(undefined));
       await new Promise<void>((resolve, reject) => session.connect(token, name, (err) => (err ? reject(new Error(typeof err === 'object' ? JSON.stringify(err) : String(err))) : resolve())));
-      if (role !== 'SUBSCRIBER') session.publish(ov.initPublisher(local.current!, { audio: true, video: true, quality: 'MEDIUM' }));
+      if (role !== 'SUBSCRIBER') {
+        if (!canPublish) setNote('Joined to watch only: this browser gives the camera to https pages (or localhost) only.');
+        else session.publish(ov.initPublisher(local.current!, { audio: true, video: true, quality: 'MEDIUM' }));
+      }
       setJoined({ session, id: sessionId });
     });
   };
@@ -85,6 +106,7 @@ export function JoinView({ api, query }: { api: Api; query: URLSearchParams }) {
               </select>
             </label>
           </div>
+          {!canPublish ? <p><small>This page is not secure (https or localhost), so the browser gives it no camera: you join to watch.</small></p> : null}
           <button type="submit" aria-busy={join.busy} disabled={join.busy}>
             Join
           </button>

@@ -3,6 +3,7 @@ import { Freshness, TimeChart, type ChartSeries } from '../components.tsx';
 import * as fmt from '../format.ts';
 import { usePoll } from '../hooks.ts';
 import type { Point } from '../metrics.ts';
+import { PREVIEW_PREFIX } from '../model.ts';
 
 const RATES: ChartSeries[] = [
   { label: 'In', stroke: '#1e88e5', format: fmt.bitrate },
@@ -19,12 +20,13 @@ const SESSIONS: ChartSeries[] = [
 export function OverviewView({ api, points, metricsError, node }: { api: Api; points: Point[]; metricsError: string | undefined; node: string | undefined }) {
   const counts = usePoll(async (signal) => {
     const [sessions, servers, inProgress] = await Promise.all([
-      api.get<{ data: { attributes: { kind: string } }[] }>('/v1/sessions', signal),
+      api.get<{ data: { id: string; attributes: { kind: string } }[] }>('/v1/sessions', signal),
       api.get<{ data: { attributes: { node_state: string } }[] }>('/v1/servers', signal),
       api.get<{ data: unknown[]; links: { next?: string } }>('/api/video/room_sessions?status=in-progress&page_size=100', signal),
     ]);
     const kinds: Record<string, number> = {};
-    for (const s of sessions.data) kinds[s.attributes.kind] = (kinds[s.attributes.kind] ?? 0) + 1;
+    // The console's own previews are not players of anyone's.
+    for (const s of sessions.data) if (!s.id.startsWith(PREVIEW_PREFIX)) kinds[s.attributes.kind] = (kinds[s.attributes.kind] ?? 0) + 1;
     return {
       kinds,
       sessions: sessions.data.length,
@@ -44,7 +46,7 @@ export function OverviewView({ api, points, metricsError, node }: { api: Api; po
           <strong>{c ? (c.kinds.publisher ?? 0) + (c.kinds.pull ?? 0) : '–'}</strong> publishers and pulls
         </div>
         <div class="tile" role="listitem">
-          <strong>{c ? (c.kinds.player ?? 0) : '–'}</strong> players
+          <strong>{c ? (c.kinds.player ?? 0) : '–'}</strong> players <small>(not the console's previews)</small>
         </div>
         <div class="tile" role="listitem">
           <strong>{c ? (c.kinds.participant ?? 0) : '–'}</strong> room participants

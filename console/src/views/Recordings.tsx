@@ -102,8 +102,12 @@ function Running({ api, recordings, onStopped }: { api: Api; recordings: OpenVid
   );
 }
 
+/** A recording's link, when it is one a page may load (http or https). */
+const fileUri = (r: RoomRecording): string | null => (r.uri && /^https?:\/\//i.test(r.uri) ? r.uri : null);
+
 function RecordingRow({ r, api, playing, onPlay, onDeleted }: { r: RoomRecording; api: Api; playing: string | undefined; onPlay: () => void; onDeleted: () => void }) {
   const del = useAction();
+  const uri = fileUri(r);
   return (
     <>
       <tr data-recording={r.id}>
@@ -120,12 +124,13 @@ function RecordingRow({ r, api, playing, onPlay, onDeleted }: { r: RoomRecording
         <td>{fmt.duration(r.duration)}</td>
         <td>{fmt.bytes(r.size_in_bytes)}</td>
         <td class="actions">
-          {r.uri ? (
+          {uri ? (
             <>
               <button type="button" class="secondary outline small" aria-expanded={playing !== undefined} onClick={onPlay}>
                 {playing ? 'Close player' : 'Play'}
               </button>
-              <a href={r.uri} download={`${r.id}.mp4`} class="small">
+              {/* download names the file when it is of this origin; another node's opens in a tab */}
+              <a href={uri} download={`${r.id}.mp4`} target="_blank" rel="noopener" class="small">
                 Download
               </a>
             </>
@@ -158,7 +163,9 @@ export function RecordingsView({ api }: { api: Api }) {
   const [trail, setTrail] = useState<string[]>([]);
   const url = trail.at(-1) ?? '/api/video/room_recordings?page_size=20';
   const list = usePoll((signal) => api.get<{ links: { next?: string }; data: RoomRecording[] }>(url, signal), `recordings ${url}`);
-  const running = usePoll(async (signal) => (await api.get<{ items: OpenViduRecording[] }>('/api/recordings', signal)).items.filter((r) => r.status === 'started' || r.status === 'starting'), 'running');
+  // A page token expires (or its list changed shape): back to the first page.
+  if (list.error && /page_token/.test(list.error) && trail.length > 0) setTrail([]);
+  const running = usePoll(async (signal) => (await api.get<{ items: OpenViduRecording[] }>('/api/recordings', signal)).items.filter((r) => r.status === 'started' || r.status === 'starting'), 'running', 2000);
   const [playing, setPlaying] = useState<{ id: string; uri: string } | undefined>();
   const rows = list.data?.data ?? [];
   const refresh = () => {
@@ -173,7 +180,7 @@ export function RecordingsView({ api }: { api: Api }) {
       <Freshness at={list.at} error={list.error} />
       <DataTable caption="Recordings" id="recordings-table" head={['Recording', 'Room session', 'Status', 'Started', 'Duration', 'Size', 'Actions']} rows={rows.length} empty={list.data ? 'No recordings.' : 'Loading…'}>
         {rows.map((r) => (
-          <RecordingRow key={r.id} r={r} api={api} playing={playing?.id === r.id ? playing.uri : undefined} onPlay={() => setPlaying(playing?.id === r.id || !r.uri ? undefined : { id: r.id, uri: r.uri })} onDeleted={refresh} />
+          <RecordingRow key={r.id} r={r} api={api} playing={playing?.id === r.id ? playing.uri : undefined} onPlay={() => setPlaying(playing?.id === r.id || !fileUri(r) ? undefined : { id: r.id, uri: fileUri(r)! })} onDeleted={refresh} />
         ))}
       </DataTable>
       <Pager label="Recording pages" page={trail.length} hasPrev={trail.length > 0} hasNext={Boolean(list.data?.links.next)} onPrev={() => setTrail(trail.slice(0, -1))} onNext={() => list.data?.links.next && setTrail([...trail, list.data.links.next])} />

@@ -55,6 +55,8 @@ function usePagedList<T>(api: Api, first: string, key: string) {
   }
   const url = trail.length > 0 && trailKey === key ? trail[trail.length - 1] : first;
   const polled = usePoll((signal) => api.get<{ links: Links; data: T[] }>(url, signal), `${key} ${url}`);
+  // A page token expires after a while: back to the first page rather than a stale one.
+  if (polled.error && /page_token/.test(polled.error) && trail.length > 0 && trailKey === key) setTrail([]);
   return {
     polled,
     page: trailKey === key ? trail.length : 0,
@@ -95,7 +97,7 @@ export function RoomsView({ api, query }: { api: Api; query: URLSearchParams }) 
   if (name.trim()) params.set('room_name_matches', name.trim());
   const list = usePagedList<RoomSession>(api, `/api/video/room_sessions?${params}`, params.toString());
   const rows = list.polled.data?.data ?? [];
-  const rooms = usePoll((signal) => api.get<{ data: Room[] }>('/api/video/rooms?page_size=50', signal), 'rooms', 5000);
+  const rooms = usePagedList<Room>(api, '/api/video/rooms?page_size=20', 'rooms');
   return (
     <section aria-labelledby="rooms-h">
       <h2 id="rooms-h">Rooms</h2>
@@ -144,9 +146,9 @@ export function RoomsView({ api, query }: { api: Api; query: URLSearchParams }) 
       <Pager label="Room session pages" page={list.page} hasPrev={list.hasPrev} hasNext={list.hasNext} onPrev={list.prev} onNext={list.next} onFirst={list.first} />
 
       <h3 id="rooms-list-h">Rooms</h3>
-      <ErrorNote error={rooms.error} />
-      <DataTable caption="Rooms" head={['Name', 'Display name', 'Max members', 'Created']} rows={rooms.data?.data.length ?? 0} empty={rooms.data ? 'No rooms: create them with the SignalWire API (POST /api/video/rooms).' : 'Loading…'}>
-        {(rooms.data?.data ?? []).map((r) => (
+      <ErrorNote error={rooms.polled.error} />
+      <DataTable caption="Rooms" head={['Name', 'Display name', 'Max members', 'Created']} rows={rooms.polled.data?.data.length ?? 0} empty={rooms.polled.data ? 'No rooms: create them with the SignalWire API (POST /api/video/rooms).' : 'Loading…'}>
+        {(rooms.polled.data?.data ?? []).map((r) => (
           <tr key={r.id}>
             <td>{r.name}</td>
             <td>{r.display_name ?? '–'}</td>
@@ -155,6 +157,7 @@ export function RoomsView({ api, query }: { api: Api; query: URLSearchParams }) 
           </tr>
         ))}
       </DataTable>
+      <Pager label="Room pages" page={rooms.page} hasPrev={rooms.hasPrev} hasNext={rooms.hasNext} onPrev={rooms.prev} onNext={rooms.next} />
     </section>
   );
 }

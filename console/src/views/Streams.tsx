@@ -3,10 +3,13 @@ import { seg, type Api } from '../api.ts';
 import { ConfirmButton, ErrorNote, Freshness } from '../components.tsx';
 import * as fmt from '../format.ts';
 import { useAction, usePoll } from '../hooks.ts';
-import { loadApps, loadSessions, loadStreams, PREVIEW_PREFIX, streamBitrate, streamKey, type StreamRow } from '../model.ts';
+import { isViewer, loadApps, loadSessions, loadStreams, PREVIEW_PREFIX, streamBitrate, streamKey, streamOrigins, withoutCredentials, type StreamRow } from '../model.ts';
 import { startWhepPreview } from '../whep.ts';
 
 const SOURCE: Record<string, string> = { WebRTC: 'WebRTC', RtspPull: 'RTSP pull', Ovt: 'OVT pull' };
+
+/** The streams of the last poll (see the previews' close). */
+const liveStreams = new Set<string>();
 
 /** How many streams get a live preview without asking (each preview is a WHEP player). */
 const AUTO_PREVIEWS = 6;
@@ -16,12 +19,12 @@ function Preview({ app, stream, bearer, label }: { app: string; stream: string; 
   const [state, setState] = useState('connecting');
   useEffect(() => {
     const abort = new AbortController();
-    let close: (() => void) | undefined;
+    let close: ((deleteResource: boolean) => void) | undefined;
     const name = `${PREVIEW_PREFIX}${Math.random().toString(36).slice(2, 10)}`;
     startWhepPreview(app, stream, bearer, name, abort.signal).then(
       (preview) => {
         close = preview.close;
-        if (abort.signal.aborted) return preview.close();
+        if (abort.signal.aborted) return preview.close(true);
         if (video.current) video.current.srcObject = preview.stream;
         const update = () => setState(preview.pc.connectionState === 'connected' ? 'live' : preview.pc.connectionState);
         preview.pc.addEventListener('connectionstatechange', update);
@@ -33,7 +36,7 @@ function Preview({ app, stream, bearer, label }: { app: string; stream: string; 
     );
     return () => {
       abort.abort();
-      close?.();
+      close?.(liveStreams.has(streamKey('default', app, stream)));
     };
   }, [app, stream, bearer]);
   return (
@@ -44,8 +47,8 @@ function Preview({ app, stream, bearer, label }: { app: string; stream: string; 
   );
 }
 
-function StreamCard({ row, viewers, node, bearer, preview, onTogglePreview, api, onChanged }: {
-  row: StreamRow; viewers: number; node: string | undefined; bearer: string; preview: boolean; onTogglePreview: () => void; api: Api; onChanged: () => void;
+function StreamCard({ row, since, viewers, node, bearer, preview, onTogglePreview, api, onChanged }: {
+  row: StreamRow; since: string | undefined; viewers: number; node: string | undefined; bearer: string; preview: boolean; onTogglePreview: () => void; api: Api; onChanged: () => void;
 }) {
   const info = row.info;
   const video = info?.input.tracks.find((t) => t.video)?.video;
@@ -59,10 +62,17 @@ function StreamCard({ row, viewers, node, bearer, preview, onTogglePreview, api,
         <h3 id={`${id}-h`}>{label}</h3>
         {row.vhost !== 'default' ? <small>vhost {row.vhost}</small> : null}
       </header>
-      {preview ? <Preview app={row.app} stream={row.name} bearer={bearer} label={label} key={info?.input.createdTime} /> : <div class="preview off">Preview off</div>}
+      {/* A new preview when the stream is published again (a new creation time), not on a failed poll. */}
+      {row.vhost !== 'default' ? (
+        <div class="preview off">No preview: WHEP plays the default vhost's apps</div>
+      ) : preview ? (
+        <Preview app={row.app} stream={row.name} bearer={bearer} label={label} key={since} />
+      ) : (
+        <div class="preview off">Preview off</div>
+      )}
       <dl class="facts">
         <dt>Source</dt>
-        <dd>{info ? SOURCE[info.input.sourceType] ?? info.input.sourceType : '–'}{info?.input.sourceUrl ? <small class="url"> {info.input.sourceUrl}</small> : null}</dd>
+        <dd>{info ? SOURCE[info.input.sourceType] ?? info.input.sourceType : '–'}{info?.input.sourceUrl ? <small class="url"> {withoutCredentials(info.input.sourceUrl)}</small> : null}</dd>
         <dt>Codecs</dt>
         <dd class="codecs">{[video?.codec, audio?.codec].filter(Boolean).join(' + ') || '–'}</dd>
         <dt>Resolution</dt>
@@ -82,9 +92,11 @@ function StreamCard({ row, viewers, node, bearer, preview, onTogglePreview, api,
       </dl>
       <ErrorNote error={row.error ?? del.error} />
       <footer class="actions">
-        <button type="button" class="secondary outline small" aria-pressed={preview} onClick={onTogglePreview}>
-          {preview ? 'Stop preview' : 'Preview'}
-        </button>
+        {row.vhost === 'default' ? (
+          <button type="button" class="secondary outline small" aria-pressed={preview} onClick={onTogglePreview}>
+            {preview ? 'Stop preview' : 'Preview'}
+          </button>
+        ) : null}
         <a href={`/play.html?app=${seg(row.app)}&stream=${seg(row.name)}`} target="_blank" rel="noopener">
           Play page
         </a>
@@ -103,8 +115,10 @@ function StreamCard({ row, viewers, node, bearer, preview, onTogglePreview, api,
 }
 
 function PullForm({ api, onCreated }: { api: Api; onCreated: () => void }) {
-  const apps = usePoll(() => loadApps(api), 'apps', 10_000);
-  const [target, setTarget] = useState('default/app');
+  const apps = usePoll((signal) => loadApps(api, signal), 'apps', 10_000);
+  const options = apps.data ?? [{ vhost: 'default', app: 'app' }];
+  const [chosen, setTarget] = useState<string | undefined>();
+  const target = chosen && options.some((a) => `${a.vhost}/${a.app}` === chosen) ? chosen : `${options[0]?.vhost}/${options[0]?.app}`;
   const [name, setName] = useState('');
   const [url, setUrl] = useState('');
   const [done, setDone] = useState<string | undefined>();
@@ -129,7 +143,7 @@ function PullForm({ api, onCreated }: { api: Api; onCreated: () => void }) {
         <label>
           Application
           <select name="app" value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
-            {(apps.data ?? [{ vhost: 'default', app: 'app' }]).map((a) => (
+            {options.map((a) => (
               <option value={`${a.vhost}/${a.app}`}>{a.vhost === 'default' ? a.app : `${a.vhost} / ${a.app}`}</option>
             ))}
           </select>
@@ -154,22 +168,40 @@ function PullForm({ api, onCreated }: { api: Api; onCreated: () => void }) {
 
 export function StreamsView({ api, bearer }: { api: Api; bearer: string }) {
   const polled = usePoll(async (signal) => {
-    const [streams, sessions] = await Promise.all([loadStreams(api), loadSessions(api, signal)]);
+    const [streams, sessions] = await Promise.all([loadStreams(api, signal), loadSessions(api, signal)]);
     return { streams, sessions };
   }, 'streams');
   const [toggled, setToggled] = useState<Record<string, boolean>>({});
   const streams = polled.data?.streams ?? [];
+  // Each stream's last known creation time (kept through a failed detail call) and which streams
+  // preview without asking: the first AUTO_PREVIEWS seen, kept as others come and go.
+  const since = useRef(new Map<string, string>());
+  const auto = useRef(new Set<string>());
+  const live = new Set<string>();
+  for (const s of streams) {
+    const key = streamKey(s.vhost, s.app, s.name);
+    live.add(key);
+    if (s.info) since.current.set(key, s.info.input.createdTime);
+  }
+  for (const key of [...auto.current]) if (!live.has(key)) auto.current.delete(key);
+  for (const key of [...since.current.keys()]) if (!live.has(key)) since.current.delete(key);
+  for (const s of streams) {
+    if (auto.current.size >= AUTO_PREVIEWS) break;
+    if (s.vhost === 'default') auto.current.add(streamKey(s.vhost, s.app, s.name));
+  }
   const { viewers, nodes } = useMemo(() => {
     const viewers = new Map<string, number>();
-    const nodes = new Map<string, string>();
-    for (const s of polled.data?.sessions ?? []) {
-      const a = s.attributes;
-      const key = streamKey(a.vhost, a.app, a.stream);
-      if (a.kind === 'player' && !s.id.startsWith(PREVIEW_PREFIX)) viewers.set(key, (viewers.get(key) ?? 0) + 1);
-      if (a.kind === 'publisher' || a.kind === 'pull' || a.kind === 'participant') nodes.set(key, a.node);
+    const sessions = polled.data?.sessions ?? [];
+    for (const s of sessions) {
+      const key = streamKey(s.attributes.vhost, s.attributes.app, s.attributes.stream);
+      if (isViewer(s)) viewers.set(key, (viewers.get(key) ?? 0) + 1);
     }
-    return { viewers, nodes };
+    return { viewers, nodes: streamOrigins(sessions) };
   }, [polled.data]);
+  // What the previews read as they close: a stream gone from the list was ended by the server, and
+  // so were its players, whose resources need no DELETE (it would be answered 404).
+  liveStreams.clear();
+  for (const s of streams) liveStreams.add(streamKey(s.vhost, s.app, s.name));
   const groups = useMemo(() => {
     const out = new Map<string, StreamRow[]>();
     for (const s of streams) {
@@ -197,16 +229,17 @@ export function StreamsView({ api, bearer }: { api: Api; bearer: string }) {
       <Freshness at={polled.at} error={polled.error} />
       {groups.length === 0 && polled.data ? <p class="empty">No live streams. Publish one, or pull one below.</p> : null}
       {groups.map(([group, rows]) => (
-        <section aria-label={`Application ${group}`} class="app-group">
+        <section key={group} aria-label={`Application ${group}`} class="app-group">
           <h3 class="group">{group}</h3>
           <div class="cards">
-            {rows.map((row, i) => {
+            {rows.map((row) => {
               const key = streamKey(row.vhost, row.app, row.name);
-              const preview = toggled[key] ?? i < AUTO_PREVIEWS;
+              const preview = toggled[key] ?? auto.current.has(key);
               return (
                 <StreamCard
                   key={key}
                   row={row}
+                  since={since.current.get(key)}
                   api={api}
                   bearer={bearer}
                   viewers={viewers.get(key) ?? 0}
