@@ -144,7 +144,7 @@ function Console({ credential, onSignOut }: { credential: Credential; onSignOut:
   const [joinOpened, setJoinOpened] = useState(false);
   const route = useRoute();
   const metrics = useMetricsHistory(api);
-  const node = usePoll(async (signal) => (await api.get<{ data: { attributes: { node_state: string } }[] }>('/v1/servers', signal)).data.filter((n) => n.attributes.node_state === 'alive').length, 'node-count', 10_000);
+  const node = usePoll(async (signal) => (await api.get<{ data: { attributes: { node_state: string } }[] }>('/v1/servers', signal)).data.filter((n) => n.attributes.node_state === 'alive').length, 'node-count', 2000);
   const view = route.parts[0] ?? 'overview';
   const title = VIEWS.find((v) => v.path === view)?.label ?? 'Not found';
   useEffect(() => {

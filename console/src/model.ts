@@ -103,6 +103,24 @@ export async function loadServers(api: Api, signal?: AbortSignal): Promise<MaxSc
   return (await api.get<{ data: MaxScaleServer[] }>('/v1/servers', signal)).data;
 }
 
+/** The Overview's counts: sessions by kind (not the console's previews), live nodes, room sessions in progress. */
+export async function loadOverview(api: Api, signal?: AbortSignal): Promise<{ kinds: Record<string, number>; sessions: number; nodes: number; rooms: string }> {
+  const [sessions, servers, inProgress] = await Promise.all([
+    loadSessions(api, signal),
+    loadServers(api, signal),
+    api.get<{ data: unknown[]; links: { next?: string } }>('/api/video/room_sessions?status=in-progress&page_size=100', signal),
+  ]);
+  const kinds: Record<string, number> = {};
+  for (const s of sessions) if (!s.id.startsWith(PREVIEW_PREFIX)) kinds[s.attributes.kind] = (kinds[s.attributes.kind] ?? 0) + 1;
+  return {
+    kinds,
+    sessions: sessions.length,
+    nodes: servers.filter((n) => n.attributes.node_state === 'alive').length,
+    // 100 a page: more than that shows as "100+".
+    rooms: `${inProgress.data.length}${inProgress.links.next ? '+' : ''}`,
+  };
+}
+
 export const streamKey = (vhost: string | null, app: string | null, name: string | null) => `${vhost ?? ''}/${app ?? ''}/${name ?? ''}`;
 
 /**

@@ -19,9 +19,10 @@ import type { Locator, Page } from 'playwright-core';
 import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.ts';
 import { launchChromium, publishPage, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { CONSOLE_OUTPUT, previewFrames, signInToConsole } from '../helpers/console-page.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const OUTPUT = join(process.env.KILN_TEST_OUTPUT ?? join(ROOT, 'test-output'), 'console');
+const OUTPUT = CONSOLE_OUTPUT;
 
 /**
  * The cluster's death detection (src/cluster/cluster.ts defaults; no setting changes them): nodes
@@ -78,11 +79,7 @@ async function consoleTab(node: KilnProcess, tab: string): Promise<Page> {
   const p = await chromium.browser.newPage();
   await p.setViewportSize({ width: 1280, height: 900 });
   collectErrors(p, tab);
-  await p.goto(`${node.signalingUrl}/console/`);
-  await p.getByLabel('User name').fill(node.user);
-  await p.getByLabel('Password').fill(node.password);
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.getByRole('navigation', { name: 'Console' }).waitFor();
+  await signInToConsole(p, `${node.signalingUrl}/console/`, node.user, node.password);
   return p;
 }
 
@@ -109,12 +106,6 @@ async function nodeRows(p: Page): Promise<Record<string, NodeRow>> {
 /** The `<dd>` of the fact `name` on a stream card. */
 const fact = (card: Locator, name: string) => card.locator('dl.facts dt').filter({ hasText: new RegExp(`^${name}$`) }).locator('xpath=following-sibling::dd[1]');
 
-/** Frames the preview `<video>` of `stream` has decoded, and its size. */
-const previewFrames = (p: Page, stream: string) =>
-  p.evaluate((s) => {
-    const v = document.querySelector<HTMLVideoElement>(`video[data-stream="${s}"]`);
-    return v ? { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth } : { frames: 0, width: 0 };
-  }, stream);
 
 before(async () => {
   assert.ok(existsSync(join(ROOT, 'console', 'dist', 'index.html')), 'the console is not built: npm run build:console');

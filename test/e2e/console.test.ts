@@ -16,10 +16,11 @@ import { freePort, startKiln, type KilnProcess } from '../helpers/kiln-process.t
 import { launchChromium, playPage, publishPage, waitFor, type LaunchedBrowser } from '../helpers/browser.ts';
 import { startRtspServer, type RtspServer } from '../helpers/rtsp-server.ts';
 import { RoomRpc } from '../helpers/room-rpc.ts';
+import { CONSOLE_OUTPUT, previewFrames as framesOf, signInToConsole } from '../helpers/console-page.ts';
 
 const AXE = fileURLToPath(new URL('axe.min.js', import.meta.resolve('axe-core/package.json')));
 
-const OUTPUT = join(process.env.KILN_TEST_OUTPUT ?? join(import.meta.dirname, '..', '..', 'test-output'), 'console');
+const OUTPUT = CONSOLE_OUTPUT;
 
 let kiln: KilnProcess;
 let chromium: LaunchedBrowser;
@@ -45,12 +46,7 @@ async function open(view: string): Promise<void> {
   await page.waitForSelector('#main h2');
 }
 
-/** Frames the preview `<video>` of `stream` has decoded, and its size. */
-const previewFrames = (stream: string) =>
-  page.evaluate((s) => {
-    const v = document.querySelector<HTMLVideoElement>(`video[data-stream="${s}"]`);
-    return v ? { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth } : { frames: 0, width: 0 };
-  }, stream);
+const previewFrames = (stream: string) => framesOf(page, stream);
 
 before(async () => {
   mkdirSync(OUTPUT, { recursive: true });
@@ -90,11 +86,9 @@ describe('the web console', () => {
 
     step = 'sign-in';
     await page.goto(`${kiln.signalingUrl}/console/`);
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await screenshot('sign-in');
-    await page.getByLabel('User name').fill(kiln.user);
-    await page.getByLabel('Password').fill(kiln.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('navigation', { name: 'Console' }).waitFor();
+    await signInToConsole(page, `${kiln.signalingUrl}/console/`, kiln.user, kiln.password);
     assert.equal(await page.getByRole('link', { name: 'Overview' }).getAttribute('aria-current'), 'page');
     // Keyboard: the first Tab reaches the skip link.
     await page.keyboard.press('Tab');
@@ -202,10 +196,7 @@ describe('the web console', () => {
     second.on('console', (msg) => msg.type() === 'error' && consoleErrors.push(`[recordings tab] ${msg.text()}`));
     second.on('pageerror', (err) => consoleErrors.push(`[recordings tab] uncaught: ${err.message}`));
     await second.setViewportSize({ width: 1280, height: 900 });
-    await second.goto(`${kiln.signalingUrl}/console/#/recordings`);
-    await second.getByLabel('User name').fill(kiln.user);
-    await second.getByLabel('Password').fill(kiln.password);
-    await second.getByRole('button', { name: 'Sign in' }).click();
+    await signInToConsole(second, `${kiln.signalingUrl}/console/#/recordings`, kiln.user, kiln.password);
     await second.getByRole('heading', { name: 'Recordings', level: 2 }).waitFor();
     const start = second.locator('form.record');
     await waitFor(() => start.getByLabel('Room session').locator('option').allTextContents(), (o) => o.includes(sessionName), 5000);

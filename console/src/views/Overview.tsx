@@ -3,7 +3,7 @@ import { Freshness, TimeChart, type ChartSeries } from '../components.tsx';
 import * as fmt from '../format.ts';
 import { usePoll } from '../hooks.ts';
 import type { Point } from '../metrics.ts';
-import { PREVIEW_PREFIX } from '../model.ts';
+import { loadOverview } from '../model.ts';
 
 const RATES: ChartSeries[] = [
   { label: 'In', stroke: '#1e88e5', format: fmt.bitrate },
@@ -18,22 +18,7 @@ const SESSIONS: ChartSeries[] = [
 
 /** The overview: counts across the cluster, and this node's bit rates and sessions over the last minutes. */
 export function OverviewView({ api, points, metricsError, node }: { api: Api; points: Point[]; metricsError: string | undefined; node: string | undefined }) {
-  const counts = usePoll(async (signal) => {
-    const [sessions, servers, inProgress] = await Promise.all([
-      api.get<{ data: { id: string; attributes: { kind: string } }[] }>('/v1/sessions', signal),
-      api.get<{ data: { attributes: { node_state: string } }[] }>('/v1/servers', signal),
-      api.get<{ data: unknown[]; links: { next?: string } }>('/api/video/room_sessions?status=in-progress&page_size=100', signal),
-    ]);
-    const kinds: Record<string, number> = {};
-    // The console's own previews are not players of anyone's.
-    for (const s of sessions.data) if (!s.id.startsWith(PREVIEW_PREFIX)) kinds[s.attributes.kind] = (kinds[s.attributes.kind] ?? 0) + 1;
-    return {
-      kinds,
-      sessions: sessions.data.length,
-      nodes: servers.data.filter((n) => n.attributes.node_state === 'alive').length,
-      rooms: `${inProgress.data.length}${inProgress.links.next ? '+' : ''}`,
-    };
-  }, 'overview');
+  const counts = usePoll((signal) => loadOverview(api, signal), 'overview');
   const last = points.at(-1);
   const x = points.map((p) => p.at);
   const c = counts.data;
