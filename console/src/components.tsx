@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
+import { useAction } from './hooks.ts';
 import 'uplot/dist/uPlot.min.css';
 
 /** An error from the API, announced to screen readers as it appears. */
@@ -61,6 +62,25 @@ export function ConfirmButton(props: { label: string; confirm: string; onConfirm
         Cancel
       </button>
     </span>
+  );
+}
+
+/** A ConfirmButton that runs one API call, shows its error beside it, and calls onDone after it worked. */
+export function ConfirmAction(props: { label: string; name: string; confirm: string; action: () => Promise<unknown>; onDone: () => void }) {
+  const act = useAction();
+  return (
+    <>
+      <ConfirmButton
+        label={props.label}
+        name={props.name}
+        confirm={props.confirm}
+        busy={act.busy}
+        onConfirm={async () => {
+          if (await act.run(props.action)) props.onDone();
+        }}
+      />
+      <ErrorNote error={act.error} />
+    </>
   );
 }
 

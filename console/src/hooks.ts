@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import type { Api } from './api.ts';
 
 /** How often the live views ask again: well within the 2 s a change must take to show. */
 export const POLL_MS = 1000;
@@ -113,4 +114,38 @@ export function useAction(): { busy: boolean; error: string | undefined; run: (a
     }
   }, []);
   return { busy, error, run, clear: () => setError(undefined) };
+}
+
+/** SignalWire's paging links. */
+export interface Links {
+  self: string;
+  first: string;
+  next?: string;
+  prev?: string;
+}
+
+/**
+ * Pages through a SignalWire list by its links: the first page from the query, then each `next`
+ * and `prev` as the API gave them; the page shown is asked again on every tick.
+ */
+export function usePagedList<T>(api: Api, first: string, key: string) {
+  const [trail, setTrail] = useState<string[]>([]);
+  const [trailKey, setTrailKey] = useState(key);
+  if (trailKey !== key) {
+    setTrailKey(key);
+    setTrail([]);
+  }
+  const url = trail.length > 0 && trailKey === key ? trail[trail.length - 1] : first;
+  const polled = usePoll((signal) => api.get<{ links: Links; data: T[] }>(url, signal), `${key} ${url}`);
+  // A page token expires after a while: back to the first page rather than a stale one.
+  if (polled.error && /page_token/.test(polled.error) && trail.length > 0 && trailKey === key) setTrail([]);
+  return {
+    polled,
+    page: trailKey === key ? trail.length : 0,
+    next: () => polled.data?.links.next && setTrail([...trail, polled.data.links.next]),
+    prev: () => setTrail(trail.slice(0, -1)),
+    first: () => setTrail([]),
+    hasNext: Boolean(polled.data?.links.next),
+    hasPrev: trail.length > 0,
+  };
 }

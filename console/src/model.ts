@@ -166,6 +166,9 @@ export function streamBitrate(info: OmeStream | undefined): number | undefined {
 }
 
 
+/** The name part of an OpenVidu session id (`ws://host/<name>`). */
+export const sessionName = (id: string): string => id.replace(/^.*\//, '');
+
 /** A source URL as shown: without the camera's user name and password. */
 export function withoutCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1');

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { boundPort, createListener } from '../http/listener.ts';
+import { allowOrigin } from '../http/cors.ts';
 import type { Logger } from 'pino';
 import type { Catalog } from '../core/catalog.ts';
 import type { Credentials } from './credentials.ts';
@@ -76,16 +77,9 @@ export interface ApiServerOptions {
  * A disallowed origin gets no CORS header, so the browser keeps the answer from the page.
  */
 function registerCors(app: FastifyInstance, corsOrigins: string[]): void {
-  const any = corsOrigins.includes('*');
   app.addHook('onRequest', async (request, reply) => {
     const origin = request.headers.origin;
-    if (!any) reply.header('Vary', 'Origin');
-    const allowed = origin !== undefined && (any || corsOrigins.includes(origin));
-    if (allowed) {
-      reply
-        .header('Access-Control-Allow-Origin', any ? '*' : origin)
-        .header('Access-Control-Expose-Headers', 'Location, Link, WWW-Authenticate, Content-Disposition');
-    }
+    const allowed = allowOrigin(reply, origin, corsOrigins, 'Location, Link, WWW-Authenticate, Content-Disposition');
     const preflight = request.method === 'OPTIONS' && origin !== undefined && request.headers['access-control-request-method'] !== undefined;
     if (!preflight) return;
     if (allowed) {

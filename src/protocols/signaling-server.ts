@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { boundPort, createListener } from '../http/listener.ts';
+import { allowOrigin } from '../http/cors.ts';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -78,12 +79,7 @@ export class SignalingServer {
     const app = this.app;
     const { corsOrigins } = this.#options;
     app.addHook('onRequest', async (request, reply) => {
-      const origin = request.headers.origin;
-      if (origin !== undefined && this.#originAllowed(origin)) {
-        reply.header('Access-Control-Allow-Origin', corsOrigins.includes('*') ? '*' : origin);
-        if (!corsOrigins.includes('*')) reply.header('Vary', 'Origin');
-        reply.header('Access-Control-Expose-Headers', 'Location, ETag, Link, Accept-Patch, Accept-Post');
-      }
+      allowOrigin(reply, request.headers.origin, corsOrigins, 'Location, ETag, Link, Accept-Patch, Accept-Post');
       if (request.method === 'OPTIONS') {
         reply
           .header('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE, OPTIONS')

@@ -3,6 +3,7 @@ import type { Api } from '../api.ts';
 import { ErrorNote } from '../components.tsx';
 import { useAction, usePoll } from '../hooks.ts';
 import { loadOpenVidu, recordingListeners, type OvSession } from '../openvidu.ts';
+import { sessionName } from '../model.ts';
 
 const ROLES = ['PUBLISHER', 'SUBSCRIBER', 'MODERATOR'] as const;
 
@@ -89,7 +90,7 @@ export function JoinView({ api, query }: { api: Api; query: URLSearchParams }) {
               <select name="session" value={target} onChange={(e) => setChosen((e.target as HTMLSelectElement).value)}>
                 <option value={NEW}>A new room session</option>
                 {ids.map((id) => (
-                  <option value={id}>{id.replace(/^.*\//, '')}</option>
+                  <option value={id}>{sessionName(id)}</option>
                 ))}
               </select>
             </label>
@@ -114,7 +115,7 @@ export function JoinView({ api, query }: { api: Api; query: URLSearchParams }) {
         </form>
       ) : (
         <p role="status" class="joined">
-          In room session <strong class="mono">{joined.id.replace(/^.*\//, '')}</strong> as {name} ({role.toLowerCase()}), {remote.length} remote stream{remote.length === 1 ? '' : 's'}.{recording ? <strong class="recording-on"> ● Recording.</strong> : null}{' '}
+          In room session <strong class="mono">{sessionName(joined.id)}</strong> as {name} ({role.toLowerCase()}), {remote.length} remote stream{remote.length === 1 ? '' : 's'}.{recording ? <strong class="recording-on"> ● Recording.</strong> : null}{' '}
           <button
             type="button"
             class="secondary small"

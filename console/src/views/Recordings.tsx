@@ -1,8 +1,9 @@
 import { useState } from 'preact/hooks';
 import { seg, type Api } from '../api.ts';
-import { ConfirmButton, DataTable, ErrorNote, Freshness, Pager, StatusBadge } from '../components.tsx';
+import { ConfirmAction, DataTable, ErrorNote, Freshness, Pager, StatusBadge } from '../components.tsx';
 import * as fmt from '../format.ts';
-import { useAction, usePoll } from '../hooks.ts';
+import { useAction, usePagedList, usePoll } from '../hooks.ts';
+import { sessionName } from '../model.ts';
 
 /** SignalWire's RoomRecording: `uri` is a temporary link to the file once it is composed. */
 interface RoomRecording {
@@ -25,8 +26,6 @@ interface OpenViduRecording {
   createdAt: number;
 }
 
-/** The name part of an OpenVidu session id (`ws://host/<name>`). */
-const sessionName = (id: string) => id.replace(/^.*\//, '');
 
 function StartForm({ api, onStarted }: { api: Api; onStarted: () => void }) {
   const sessions = usePoll((signal) => api.get<string[]>('/api/sessions', signal), 'ov-sessions', 2000);
@@ -106,7 +105,6 @@ function Running({ api, recordings, onStopped }: { api: Api; recordings: OpenVid
 const fileUri = (r: RoomRecording): string | null => (r.uri && /^https?:\/\//i.test(r.uri) ? r.uri : null);
 
 function RecordingRow({ r, api, playing, onPlay, onDeleted }: { r: RoomRecording; api: Api; playing: string | undefined; onPlay: () => void; onDeleted: () => void }) {
-  const del = useAction();
   const uri = fileUri(r);
   return (
     <>
@@ -135,16 +133,7 @@ function RecordingRow({ r, api, playing, onPlay, onDeleted }: { r: RoomRecording
               </a>
             </>
           ) : null}
-          <ConfirmButton
-            label="Delete"
-            name={`recording ${r.id.slice(0, 8)}`}
-            confirm="Delete recording"
-            busy={del.busy}
-            onConfirm={async () => {
-              if (await del.run(() => api.send('DELETE', `/api/video/room_recordings/${seg(r.id)}`))) onDeleted();
-            }}
-          />
-          <ErrorNote error={del.error} />
+<ConfirmAction label="Delete" name={`recording ${r.id.slice(0, 8)}`} confirm="Delete recording" action={() => api.send('DELETE', `/api/video/room_recordings/${seg(r.id)}`)} onDone={onDeleted} />
         </td>
       </tr>
       {playing ? (
@@ -160,11 +149,8 @@ function RecordingRow({ r, api, playing, onPlay, onDeleted }: { r: RoomRecording
 }
 
 export function RecordingsView({ api }: { api: Api }) {
-  const [trail, setTrail] = useState<string[]>([]);
-  const url = trail.at(-1) ?? '/api/video/room_recordings?page_size=20';
-  const list = usePoll((signal) => api.get<{ links: { next?: string }; data: RoomRecording[] }>(url, signal), `recordings ${url}`);
-  // A page token expires (or its list changed shape): back to the first page.
-  if (list.error && /page_token/.test(list.error) && trail.length > 0) setTrail([]);
+  const pages = usePagedList<RoomRecording>(api, '/api/video/room_recordings?page_size=20', 'recordings');
+  const list = pages.polled;
   const running = usePoll(async (signal) => (await api.get<{ items: OpenViduRecording[] }>('/api/recordings', signal)).items.filter((r) => r.status === 'started' || r.status === 'starting'), 'running', 2000);
   const [playing, setPlaying] = useState<{ id: string; uri: string } | undefined>();
   const rows = list.data?.data ?? [];
@@ -183,7 +169,7 @@ export function RecordingsView({ api }: { api: Api }) {
           <RecordingRow key={r.id} r={r} api={api} playing={playing?.id === r.id ? playing.uri : undefined} onPlay={() => setPlaying(playing?.id === r.id || !fileUri(r) ? undefined : { id: r.id, uri: fileUri(r)! })} onDeleted={refresh} />
         ))}
       </DataTable>
-      <Pager label="Recording pages" page={trail.length} hasPrev={trail.length > 0} hasNext={Boolean(list.data?.links.next)} onPrev={() => setTrail(trail.slice(0, -1))} onNext={() => list.data?.links.next && setTrail([...trail, list.data.links.next])} />
+      <Pager label="Recording pages" page={pages.page} hasPrev={pages.hasPrev} hasNext={pages.hasNext} onPrev={pages.prev} onNext={pages.next} />
     </section>
   );
 }

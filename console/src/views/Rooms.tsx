@@ -1,15 +1,8 @@
 import { useState } from 'preact/hooks';
 import { seg, type Api } from '../api.ts';
-import { ConfirmButton, DataTable, ErrorNote, Freshness, Pager, StatusBadge } from '../components.tsx';
+import { ConfirmAction, DataTable, ErrorNote, Freshness, Pager, StatusBadge } from '../components.tsx';
 import * as fmt from '../format.ts';
-import { useAction, usePoll } from '../hooks.ts';
-
-interface Links {
-  self: string;
-  first: string;
-  next?: string;
-  prev?: string;
-}
+import { usePagedList, usePoll } from '../hooks.ts';
 
 export interface RoomSession {
   id: string;
@@ -42,50 +35,10 @@ interface Room {
   created_at: string;
 }
 
-/**
- * Pages through a SignalWire list by its links: the first page from the query, then each `next`
- * and `prev` as the API gave them; the page shown is asked again on every tick.
- */
-function usePagedList<T>(api: Api, first: string, key: string) {
-  const [trail, setTrail] = useState<string[]>([]);
-  const [trailKey, setTrailKey] = useState(key);
-  if (trailKey !== key) {
-    setTrailKey(key);
-    setTrail([]);
-  }
-  const url = trail.length > 0 && trailKey === key ? trail[trail.length - 1] : first;
-  const polled = usePoll((signal) => api.get<{ links: Links; data: T[] }>(url, signal), `${key} ${url}`);
-  // A page token expires after a while: back to the first page rather than a stale one.
-  if (polled.error && /page_token/.test(polled.error) && trail.length > 0 && trailKey === key) setTrail([]);
-  return {
-    polled,
-    page: trailKey === key ? trail.length : 0,
-    next: () => polled.data?.links.next && setTrail([...trail, polled.data.links.next]),
-    prev: () => setTrail(trail.slice(0, -1)),
-    first: () => setTrail([]),
-    hasNext: Boolean(polled.data?.links.next),
-    hasPrev: trail.length > 0,
-  };
-}
-
 /** Ends a room session through the OpenVidu dialect (its participants are removed). */
 export function EndButton({ api, session, onEnded }: { api: Api; session: RoomSession; onEnded: () => void }) {
-  const end = useAction();
   if (session.status !== 'in-progress') return null;
-  return (
-    <>
-      <ConfirmButton
-        label="End"
-        name={session.name}
-        confirm="End session"
-        busy={end.busy}
-        onConfirm={async () => {
-          if (await end.run(() => api.send('DELETE', `/api/sessions/${seg(session.name)}`))) onEnded();
-        }}
-      />
-      <ErrorNote error={end.error} />
-    </>
-  );
+  return <ConfirmAction label="End" name={session.name} confirm="End session" action={() => api.send('DELETE', `/api/sessions/${seg(session.name)}`)} onDone={onEnded} />;
 }
 
 export function RoomsView({ api, query }: { api: Api; query: URLSearchParams }) {

@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
 import { seg, type Api } from '../api.ts';
-import { ConfirmButton, DataTable, ErrorNote, Freshness } from '../components.tsx';
+import { ConfirmAction, DataTable, Freshness } from '../components.tsx';
 import * as fmt from '../format.ts';
-import { useAction, usePoll } from '../hooks.ts';
+import { usePoll } from '../hooks.ts';
 import { loadSessions, PREVIEW_PREFIX, type MaxScaleSession } from '../model.ts';
 
 const KINDS = ['publisher', 'player', 'pull', 'participant'] as const;
@@ -16,7 +16,6 @@ function address(s: MaxScaleSession): string {
 
 function Row({ s, api, onKicked }: { s: MaxScaleSession; api: Api; onKicked: () => void }) {
   const a = s.attributes;
-  const kick = useAction();
   const where = a.room_session ? `room ${a.room_session}` : a.stream ? `${a.app}/${a.stream}` : '–';
   return (
     <tr data-session={s.id}>
@@ -33,16 +32,7 @@ function Row({ s, api, onKicked }: { s: MaxScaleSession; api: Api; onKicked: () 
       <td>{fmt.bytes(a.bytes_in)}</td>
       <td>{fmt.bytes(a.bytes_out)}</td>
       <td>
-        <ConfirmButton
-          label="Kick"
-          name={s.id}
-          confirm="Kick now"
-          busy={kick.busy}
-          onConfirm={async () => {
-            if (await kick.run(() => api.send('DELETE', `/v1/sessions/${seg(s.id)}`))) onKicked();
-          }}
-        />
-        <ErrorNote error={kick.error} />
+        <ConfirmAction label="Kick" name={s.id} confirm="Kick now" action={() => api.send('DELETE', `/v1/sessions/${seg(s.id)}`)} onDone={onKicked} />
       </td>
     </tr>
   );

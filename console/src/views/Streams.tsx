@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { seg, type Api } from '../api.ts';
-import { ConfirmButton, ErrorNote, Freshness } from '../components.tsx';
+import { ConfirmAction, ErrorNote, Freshness } from '../components.tsx';
 import * as fmt from '../format.ts';
 import { useAction, usePoll } from '../hooks.ts';
 import { isViewer, loadApps, loadSessions, loadStreams, PREVIEW_PREFIX, streamBitrate, streamKey, streamOrigins, withoutCredentials, type StreamRow } from '../model.ts';
@@ -54,7 +54,6 @@ function StreamCard({ row, since, viewers, node, bearer, preview, onTogglePrevie
   const video = info?.input.tracks.find((t) => t.video)?.video;
   const audio = info?.input.tracks.find((t) => t.audio)?.audio;
   const label = `${row.app}/${row.name}`;
-  const del = useAction();
   const id = `stream-${row.vhost}-${row.app}-${row.name}`.replace(/[^a-zA-Z0-9_-]/g, '_');
   return (
     <article class="stream" aria-labelledby={`${id}-h`} data-stream={label}>
@@ -90,7 +89,7 @@ function StreamCard({ row, since, viewers, node, bearer, preview, onTogglePrevie
         <dt>Since</dt>
         <dd>{fmt.time(info?.input.createdTime)}</dd>
       </dl>
-      <ErrorNote error={row.error ?? del.error} />
+      <ErrorNote error={row.error} />
       <footer class="actions">
         {row.vhost === 'default' ? (
           <button type="button" class="secondary outline small" aria-pressed={preview} onClick={onTogglePreview}>
@@ -100,14 +99,12 @@ function StreamCard({ row, since, viewers, node, bearer, preview, onTogglePrevie
         <a href={`/play.html?app=${seg(row.app)}&stream=${seg(row.name)}`} target="_blank" rel="noopener">
           Play page
         </a>
-        <ConfirmButton
+        <ConfirmAction
           label="Delete"
           name={label}
           confirm="Delete stream"
-          busy={del.busy}
-          onConfirm={async () => {
-            if (await del.run(() => api.send('DELETE', `/v1/vhosts/${seg(row.vhost)}/apps/${seg(row.app)}/streams/${seg(row.name)}`))) onChanged();
-          }}
+          action={() => api.send('DELETE', `/v1/vhosts/${seg(row.vhost)}/apps/${seg(row.app)}/streams/${seg(row.name)}`)}
+          onDone={onChanged}
         />
       </footer>
     </article>
